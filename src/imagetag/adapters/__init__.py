@@ -1,0 +1,1 @@
+"""Adapters: one module per outside technology, each implementing a port."""

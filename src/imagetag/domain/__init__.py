@@ -1,0 +1,1 @@
+"""The imagetag domain: value objects and rules, with no I/O and no frameworks."""

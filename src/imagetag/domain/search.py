@@ -1,0 +1,95 @@
+"""Which images a search by detected objects returns."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from imagetag.domain.errors import InvalidInput
+from imagetag.domain.objects import parse_object_names
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+class Match(enum.StrEnum):
+    ANY = "any"
+    ALL = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectFilter:
+    """Images having any (or all) of a set of normalised object names."""
+
+    names: tuple[str, ...]
+    match: Match = Match.ANY
+
+    def __post_init__(self) -> None:
+        if not self.names:
+            raise InvalidInput("objects must name at least one object, e.g. objects=dog,cat")
+
+    @classmethod
+    def parse(cls, raw: str | list[str], match: str | Match = Match.ANY) -> ObjectFilter:
+        try:
+            mode = Match(match.strip().casefold() if isinstance(match, str) else match)
+        except ValueError:
+            raise InvalidInput("match must be 'any' or 'all'", field="match") from None
+        names = parse_object_names(raw)
+        if not names:
+            raise InvalidInput(
+                "objects must name at least one object, e.g. objects=dog,cat", field="objects"
+            )
+        return cls(names, mode)
+
+    def matches(self, image_objects: Iterable[str]) -> bool:
+        present = set(image_objects)
+        if self.match is Match.ALL:
+            return all(name in present for name in self.names)
+        return any(name in present for name in self.names)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageQuery:
+    """A page of images, newest first, optionally filtered by detected objects.
+
+    ``before_id`` is the keyset cursor: only images with a smaller id are returned.
+    """
+
+    objects: ObjectFilter | None = None
+    limit: int = DEFAULT_PAGE_SIZE
+    before_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_PAGE_SIZE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
+        if self.before_id is not None and self.before_id <= 0:
+            raise InvalidInput("cursor is not valid", field="cursor")
+
+    def includes(self, image_id: int, image_objects: Iterable[str]) -> bool:
+        """The pure predicate the storage adapters must agree with."""
+        if self.before_id is not None and image_id >= self.before_id:
+            return False
+        return self.objects is None or self.objects.matches(image_objects)
+
+
+_CURSOR_PREFIX = "i"
+
+
+def encode_cursor(before_id: int) -> str:
+    """An opaque cursor for the page after the image with id ``before_id``."""
+    return f"{_CURSOR_PREFIX}{before_id:x}"
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        if not cursor.startswith(_CURSOR_PREFIX):
+            raise ValueError(cursor)
+        value = int(cursor[len(_CURSOR_PREFIX) :], 16)
+    except ValueError:
+        raise InvalidInput(
+            "cursor is not valid; pass the next_cursor of a previous page", field="cursor"
+        ) from None
+    if value <= 0:
+        raise InvalidInput("cursor is not valid; pass the next_cursor of a previous page")
+    return value

@@ -1,0 +1,1 @@
+"""Use cases: what the product does, written against ports only."""

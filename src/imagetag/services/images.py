@@ -1,0 +1,154 @@
+"""Ingesting, reading and searching images."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from imagetag.domain.detections import Detection, object_names
+from imagetag.domain.errors import DetectionFailed, ImageNotFound, ImageTooLarge, InvalidInput
+from imagetag.domain.images import DetectionStatus, Image, NewImage
+from imagetag.domain.labels import clean_label, generate_label
+from imagetag.domain.principals import Principal
+from imagetag.domain.search import ImageQuery
+from imagetag.ports.blobs import BlobStore
+from imagetag.ports.clock import Clock
+from imagetag.ports.detector import Detector
+from imagetag.ports.fetcher import UrlFetcher
+from imagetag.ports.images import ImageInspector
+from imagetag.ports.repository import UnitOfWorkFactory
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedBytes:
+    data: bytes
+    filename: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteUrl:
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class IngestRequest:
+    """An image to ingest: bytes or a URL, an optional label, and whether to detect."""
+
+    content: UploadedBytes | RemoteUrl
+    label: str | None = None
+    detect: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePage:
+    images: Sequence[Image]
+    next_before_id: int | None
+
+
+class ImageService:
+    """The image use cases, shared by the HTTP API, the CLI and embedding code."""
+
+    def __init__(
+        self,
+        *,
+        unit_of_work: UnitOfWorkFactory,
+        blobs: BlobStore,
+        inspector: ImageInspector,
+        fetcher: UrlFetcher,
+        detector: Detector,
+        clock: Clock,
+        max_image_bytes: int,
+    ) -> None:
+        self._unit_of_work = unit_of_work
+        self._blobs = blobs
+        self._inspector = inspector
+        self._fetcher = fetcher
+        self._detector = detector
+        self._clock = clock
+        self._max_image_bytes = max_image_bytes
+
+    @property
+    def detector(self) -> Detector:
+        return self._detector
+
+    async def ingest(self, request: IngestRequest, principal: Principal) -> Image:
+        """Store an image and, when asked, what the detector finds in it.
+
+        Nothing is stored when the input is refused. Once the bytes are accepted the
+        image is kept even if detection fails: then ``DetectionFailed`` is raised
+        carrying the new image's id, and the record says why detection failed.
+        """
+        given_label = clean_label(request.label) if request.label is not None else None
+        data, source = await self._read_content(request.content)
+        if len(data) > self._max_image_bytes:
+            raise ImageTooLarge(
+                f"image is {len(data)} bytes; the limit is {self._max_image_bytes} bytes"
+            )
+        facts = await asyncio.to_thread(self._inspector.inspect, data)
+        sha256 = hashlib.sha256(data).hexdigest()
+        await self._blobs.put(sha256, data)
+
+        detections: tuple[Detection, ...] = ()
+        status = DetectionStatus.NOT_REQUESTED
+        failure: DetectionFailed | None = None
+        if request.detect:
+            try:
+                detections = tuple(await self._detector.detect(data))
+                status = DetectionStatus.SUCCEEDED
+            except DetectionFailed as error:
+                logger.warning("detection failed for image %s: %s", sha256[:12], error)
+                status, failure = DetectionStatus.FAILED, error
+
+        new_image = NewImage(
+            label=generate_label(
+                given=given_label, objects=object_names(detections), source=source, sha256=sha256
+            ),
+            source=source,
+            sha256=sha256,
+            facts=facts,
+            size_bytes=len(data),
+            created_at=self._clock.now(),
+            created_by=principal.name,
+            detection_status=status,
+            detection_error=str(failure) if failure else None,
+            detections=detections,
+        )
+        async with self._unit_of_work() as uow:
+            image = await uow.images.add(new_image)
+            await uow.commit()
+        if failure is not None:
+            failure.image_id = image.id
+            raise failure
+        return image
+
+    async def _read_content(self, content: UploadedBytes | RemoteUrl) -> tuple[bytes, str | None]:
+        if isinstance(content, RemoteUrl):
+            fetched = await self._fetcher.fetch(content.url)
+            return fetched.data, content.url
+        if not content.data:
+            raise InvalidInput("image is empty; send the bytes of a JPEG, PNG or other image")
+        return content.data, content.filename
+
+    async def get(self, image_id: int) -> Image:
+        async with self._unit_of_work() as uow:
+            image = await uow.images.get(image_id)
+        if image is None:
+            raise ImageNotFound(image_id)
+        return image
+
+    async def content(self, image_id: int) -> tuple[Image, bytes]:
+        image = await self.get(image_id)
+        return image, await self._blobs.get(image.sha256)
+
+    async def search(self, query: ImageQuery) -> ImagePage:
+        """A page of images, newest first; ``next_before_id`` continues it."""
+        async with self._unit_of_work() as uow:
+            found = await uow.images.search(query, limit=query.limit + 1)
+        page = found[: query.limit]
+        has_more = len(found) > query.limit
+        return ImagePage(page, page[-1].id if has_more else None)
