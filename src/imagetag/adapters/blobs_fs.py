@@ -1,0 +1,51 @@
+"""Content-addressed blob store on the local file system."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import tempfile
+from pathlib import Path
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class FileSystemBlobStore:
+    """Blobs at ``root/ab/cd/abcd...``; writes are atomic (temp file, fsync, rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+
+    def path_for(self, sha256: str) -> Path:
+        if not _SHA256.fullmatch(sha256):
+            raise ValueError(f"not a sha256 digest: {sha256!r}")
+        return self._root / sha256[:2] / sha256[2:4] / sha256
+
+    async def put(self, sha256: str, data: bytes) -> None:
+        await asyncio.to_thread(self._put, sha256, data)
+
+    def _put(self, sha256: str, data: bytes) -> None:
+        target = self.path_for(sha256)
+        if target.exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    async def get(self, sha256: str) -> bytes:
+        try:
+            return await asyncio.to_thread(self.path_for(sha256).read_bytes)
+        except FileNotFoundError:
+            raise KeyError(sha256) from None
+
+    async def exists(self, sha256: str) -> bool:
+        return await asyncio.to_thread(self.path_for(sha256).is_file)

@@ -1,0 +1,45 @@
+"""Sniffing image format and size with Pillow, from the bytes and never the file name."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+from PIL import Image, UnidentifiedImageError
+
+from imagetag.domain.errors import ImageTooLarge, UnsupportedImage
+from imagetag.domain.images import ImageFacts
+
+DEFAULT_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+
+
+class PillowImageInspector:
+    def __init__(self, *, max_pixels: int, formats: tuple[str, ...] = DEFAULT_FORMATS) -> None:
+        self._max_pixels = max_pixels
+        self._formats = tuple(name.upper() for name in formats)
+
+    def inspect(self, data: bytes) -> ImageFacts:
+        allowed = ", ".join(self._formats)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(io.BytesIO(data), formats=list(self._formats)) as image:
+                    width, height = image.size
+                    if width * height > self._max_pixels:
+                        raise ImageTooLarge(
+                            f"image is {width}x{height} pixels; the limit is "
+                            f"{self._max_pixels} pixels"
+                        )
+                    media_type = image.get_format_mimetype() or "application/octet-stream"
+                    # Decoding the pixels catches truncated and corrupt files that a
+                    # header-only read would accept.
+                    image.load()
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            raise ImageTooLarge("image has too many pixels to decode safely") from None
+        except UnidentifiedImageError:
+            raise UnsupportedImage(
+                f"the data is not an image in a supported format ({allowed})"
+            ) from None
+        except (OSError, SyntaxError, ValueError) as error:
+            raise UnsupportedImage(f"the image is corrupt or truncated: {error}") from None
+        return ImageFacts(media_type=media_type, width=width, height=height)

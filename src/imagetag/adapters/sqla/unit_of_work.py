@@ -1,0 +1,56 @@
+"""A transaction per unit of work; rolled back unless committed."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from imagetag.adapters.sqla.repository import SqlApiKeyRepository, SqlImageRepository
+
+
+class SqlUnitOfWork:
+    images: SqlImageRepository
+    api_keys: SqlApiKeyRepository
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        self._session_factory = session_factory
+        self._session: AsyncSession | None = None
+
+    async def __aenter__(self) -> Self:
+        self._session = self._session_factory()
+        self.images = SqlImageRepository(self._session)
+        self.api_keys = SqlApiKeyRepository(self._session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._session is not None
+        try:
+            await self._session.rollback()
+        finally:
+            await self._session.close()
+            self._session = None
+
+    async def commit(self) -> None:
+        assert self._session is not None
+        await self._session.commit()
+
+    async def rollback(self) -> None:
+        assert self._session is not None
+        await self._session.rollback()
+
+
+class SqlUnitOfWorkFactory:
+    """Makes a fresh unit of work (and session) per use; never shared between tasks."""
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        self._session_factory = session_factory
+
+    def __call__(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._session_factory)

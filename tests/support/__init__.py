@@ -1,0 +1,1 @@
+"""Helpers the integration tests share: real servers started on loopback."""
