@@ -34,6 +34,9 @@ class BoundingBox:
     ) -> BoundingBox:
         """Normalise a pixel box, clipping it to the image."""
 
+        if width <= 0 or height <= 0:
+            raise ValueError("an image has a positive width and height")
+
         def clip(value: float, size: int) -> float:
             return min(max(value / size, 0.0), 1.0)
 

@@ -42,7 +42,8 @@ def generate_label(
     """
     if given is not None:
         return clean_label(given)
-    candidates = (", ".join(objects), name_from_source(source))
+    names = [" ".join(name.split()) for name in objects]
+    candidates = (", ".join(name for name in names if name), name_from_source(source))
     for candidate in candidates:
         if candidate:
             return _truncate(candidate)

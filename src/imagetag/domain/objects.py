@@ -15,9 +15,12 @@ def normalise_object_name(raw: str) -> str:
     collapses inner runs of whitespace or underscores to one space, so that
     ``"Traffic_Light"``, ``' traffic  light '`` and ``traffic light`` are one name.
     """
-    text = unicodedata.normalize("NFC", raw).strip().strip(_QUOTES).strip()
-    text = text.replace("_", " ")
-    return " ".join(text.casefold().split())
+    text = " ".join(unicodedata.normalize("NFC", raw).replace("_", " ").casefold().split())
+    # Stripping quotes can expose blanks and blanks can hide quotes: repeat until stable,
+    # so that normalising twice changes nothing.
+    while (stripped := text.strip(_QUOTES).strip()) != text:
+        text = stripped
+    return text
 
 
 def parse_object_names(raw: str | list[str]) -> tuple[str, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -10,6 +11,8 @@ from imagetag.domain.errors import InvalidInput
 from imagetag.domain.objects import parse_object_names
 
 DEFAULT_PAGE_SIZE = 100
+# Ids are 64-bit signed integers in every store.
+MAX_IMAGE_ID = 2**63 - 1
 MAX_PAGE_SIZE = 1000
 
 
@@ -63,7 +66,7 @@ class ImageQuery:
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_PAGE_SIZE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
-        if self.before_id is not None and self.before_id <= 0:
+        if self.before_id is not None and not 0 < self.before_id <= MAX_IMAGE_ID:
             raise InvalidInput("cursor is not valid", field="cursor")
 
     def includes(self, image_id: int, image_objects: Iterable[str]) -> bool:
@@ -74,6 +77,7 @@ class ImageQuery:
 
 
 _CURSOR_PREFIX = "i"
+_CURSOR = re.compile(_CURSOR_PREFIX + "[1-9a-f][0-9a-f]{0,15}")
 
 
 def encode_cursor(before_id: int) -> str:
@@ -82,14 +86,14 @@ def encode_cursor(before_id: int) -> str:
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
-        if not cursor.startswith(_CURSOR_PREFIX):
-            raise ValueError(cursor)
-        value = int(cursor[len(_CURSOR_PREFIX) :], 16)
-    except ValueError:
+    """The id an ``encode_cursor`` cursor holds; anything else is invalid input."""
+    if not _CURSOR.fullmatch(cursor):
         raise InvalidInput(
             "cursor is not valid; pass the next_cursor of a previous page", field="cursor"
-        ) from None
-    if value <= 0:
-        raise InvalidInput("cursor is not valid; pass the next_cursor of a previous page")
+        )
+    value = int(cursor[len(_CURSOR_PREFIX) :], 16)
+    if value > MAX_IMAGE_ID:
+        raise InvalidInput(
+            "cursor is not valid; pass the next_cursor of a previous page", field="cursor"
+        )
     return value

@@ -103,6 +103,13 @@ class ImageService:
             except DetectionFailed as error:
                 logger.warning("detection failed for image %s: %s", sha256[:12], error)
                 status, failure = DetectionStatus.FAILED, error
+            except Exception as error:
+                # A faulty detector must not cost the caller their accepted image.
+                logger.exception("detector raised unexpectedly for image %s", sha256[:12])
+                status = DetectionStatus.FAILED
+                failure = DetectionFailed(
+                    f"the detector failed unexpectedly ({type(error).__name__})"
+                )
 
         new_image = NewImage(
             label=generate_label(
@@ -132,7 +139,7 @@ class ImageService:
             return fetched.data, content.url
         if not content.data:
             raise InvalidInput("image is empty; send the bytes of a JPEG, PNG or other image")
-        return content.data, content.filename
+        return content.data, content.filename or None
 
     async def get(self, image_id: int) -> Image:
         async with self._unit_of_work() as uow:

@@ -1,0 +1,364 @@
+"""The HTTP API through a real uvicorn server on loopback, with real adapters.
+
+The default detector here is the real offline one (OpenCV cascades); the only fake is
+a detector that fails on purpose, to show what a detector outage looks like to a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image as PillowImage
+from tests.fakes import FakeDetector
+from tests.support.assets import BUS, ZIDANE
+from tests.support.servers import ThreadedUvicorn, static_file_server
+
+from imagetag.adapters.sqla.migrate import upgrade_database
+from imagetag.domain.errors import DetectionFailed
+from imagetag.entrypoints.container import Container, build_container
+from imagetag.entrypoints.http.app import create_app
+from imagetag.entrypoints.settings import Settings
+
+MAX_UPLOAD = 2 * 1024 * 1024
+
+
+def start_api(tmp_path: Path, **settings: Any) -> tuple[ThreadedUvicorn, Container, str]:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "fetch_allow_private": True,
+        "max_upload_bytes": MAX_UPLOAD,
+        "detector": "opencv",
+    }
+    values.update(settings)
+    config = Settings(**values)
+    asyncio.run(upgrade_database(config.database_url))
+    container = build_container(config)
+    secret = asyncio.run(_create_key(container))
+    return ThreadedUvicorn(create_app(container)), container, secret
+
+
+async def _create_key(container: Container) -> str:
+    issued = await container.keys().create("tester")
+    await container.engine().dispose()
+    return issued.secret
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    server, _, secret = start_api(tmp_path_factory.mktemp("api"))
+    with (
+        server,
+        httpx.Client(
+            base_url=server.base_url, headers={"Authorization": f"Bearer {secret}"}, timeout=60
+        ) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="module")
+def anonymous(api: httpx.Client) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=str(api.base_url), timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def images_dir() -> Iterator[str]:
+    with static_file_server(BUS.parent) as base_url:
+        yield base_url
+
+
+def b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def image_count(api: httpx.Client) -> int:
+    return len(api.get("/images", params={"limit": 1000}).json()["images"])
+
+
+def assert_problem(response: httpx.Response, status: int, *fragments: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    for fragment in fragments:
+        assert fragment in body["detail"], body
+    return body
+
+
+# --- security -------------------------------------------------------------------------
+
+
+def test_health_and_docs_answer_without_a_key(anonymous: httpx.Client) -> None:
+    health = anonymous.get("/health")
+    assert health.status_code == 200
+    assert health.json()["detector"]["detector"] == "opencv"
+    assert anonymous.get("/schema/openapi.json").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/images"),
+        ("GET", "/images/1"),
+        ("GET", "/images/1/content"),
+        ("POST", "/images"),
+        ("GET", "/images?objects=person"),
+    ],
+)
+def test_every_other_endpoint_refuses_anonymous_callers(
+    anonymous: httpx.Client, method: str, path: str
+) -> None:
+    response = anonymous.request(method, path, json={"url": "http://example.com/a.jpg"})
+    assert_problem(response, 401, "Authorization")
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_an_unknown_key_is_refused(anonymous: httpx.Client) -> None:
+    response = anonymous.get("/images", headers={"Authorization": "Bearer itk_not-a-key"})
+    assert_problem(response, 401, "unknown or revoked")
+    basic = anonymous.get("/images", headers={"Authorization": "Basic dXNlcjpwdw=="})
+    assert_problem(basic, 401, "Bearer")
+
+
+# --- ingest ---------------------------------------------------------------------------
+
+
+def test_post_json_base64_stores_the_image_and_records_the_caller(api: httpx.Client) -> None:
+    response = api.post("/images", json={"image": b64(ZIDANE), "filename": "zidane.jpg"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["id"] > 0
+    assert body["label"] == "zidane"
+    assert body["media_type"] == "image/jpeg"
+    assert (body["width"], body["height"]) == (1280, 720)
+    assert body["size_bytes"] == ZIDANE.stat().st_size
+    assert body["created_by"] == "tester"
+    assert body["detection_enabled"] is False
+    assert body["objects"] == []
+    content = api.get(body["content_url"])
+    assert content.status_code == 200
+    assert content.headers["content-type"] == "image/jpeg"
+    assert content.content == ZIDANE.read_bytes()
+    assert api.get(f"/images/{body['id']}").json() == body
+
+
+def test_post_with_detection_finds_people_and_search_finds_the_image(api: httpx.Client) -> None:
+    response = api.post("/images", json={"image": b64(BUS), "detect": True})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["detection_enabled"] is True
+    assert {"face", "person"} & set(body["objects"])
+    assert body["label"] == ", ".join(body["objects"])
+    detection = body["detections"][0]
+    assert 0 <= detection["confidence"] <= 1
+    assert detection["model"]["detector"] == "opencv"
+    found = api.get("/images", params={"objects": body["objects"][0]}).json()["images"]
+    assert body["id"] in [image["id"] for image in found]
+    quoted = api.get("/images", params={"objects": f'"{body["objects"][0].upper()},zebra"'})
+    assert body["id"] in [image["id"] for image in quoted.json()["images"]]
+    none = api.get("/images", params={"objects": "zebra"})
+    assert none.status_code == 200
+    assert none.json() == {"images": [], "next_cursor": None}
+    every = api.get("/images", params={"objects": f"{body['objects'][0]},zebra", "match": "all"})
+    assert every.json()["images"] == []
+
+
+def test_multipart_upload_for_curl_users(api: httpx.Client) -> None:
+    response = api.post(
+        "/images",
+        files={"file": ("my_holiday-photo.jpg", BUS.read_bytes(), "image/jpeg")},
+        data={"label": "  the bus  "},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["label"] == "the bus"
+    assert response.json()["source"] == "my_holiday-photo.jpg"
+
+
+def test_post_by_url_fetches_the_image(api: httpx.Client, images_dir: str) -> None:
+    url = f"{images_dir}/zidane.jpg"
+    response = api.post("/images", json={"url": url})
+    assert response.status_code == 200, response.text
+    assert response.json()["source"] == url
+    assert response.json()["label"] == "zidane"
+
+
+def test_list_pages_newest_first_with_a_cursor(api: httpx.Client) -> None:
+    for _ in range(3):
+        assert api.post("/images", json={"image": b64(ZIDANE)}).status_code == 200
+    everything = [image["id"] for image in api.get("/images").json()["images"]]
+    assert everything == sorted(everything, reverse=True)
+    seen: list[int] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = api.get("/images", params=params).json()
+        seen += [image["id"] for image in page["images"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == everything
+
+
+# --- client errors: 4xx, nothing stored -----------------------------------------------
+
+
+def _truncated_jpeg() -> bytes:
+    return BUS.read_bytes()[:5000]
+
+
+def _big_png() -> bytes:
+    buffer = io.BytesIO()
+    noise = PillowImage.frombytes(
+        "RGB", (1100, 1100), bytes(range(256)) * (1100 * 1100 * 3 // 256 + 1)
+    )
+    noise.save(buffer, format="PNG", compress_level=0)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "status", "fragment"),
+    [
+        (
+            {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
+            400,
+            "not valid JSON",
+        ),
+        ({"json": {}}, 400, "exactly one"),
+        ({"json": {"image": "aGk=", "url": "http://x.org/a.jpg"}}, 400, "exactly one"),
+        ({"json": {"image": "%%%"}}, 400, "base64"),
+        ({"json": {"image": "aGk=", "detect": "yes"}}, 400, "detect"),
+        ({"json": {"image": "aGk=", "colour": "red"}}, 400, "colour"),
+        ({"json": {"image": "aGk=", "label": "   "}}, 400, "label"),
+        (
+            {"json": {"image": base64.b64encode(b"hello, not an image").decode()}},
+            415,
+            "not an image",
+        ),
+        ({"json": {"image": base64.b64encode(_truncated_jpeg()).decode()}}, 415, "truncated"),
+        ({"json": {"url": "ftp://example.com/a.jpg"}}, 422, "http"),
+        ({"content": b"x", "headers": {"Content-Type": "text/plain"}}, 400, "Content-Type"),
+    ],
+    ids=[
+        "malformed-json",
+        "neither",
+        "both",
+        "bad-base64",
+        "wrong-type",
+        "unknown-field",
+        "blank-label",
+        "not-an-image",
+        "truncated-jpeg",
+        "ftp-url",
+        "wrong-content-type",
+    ],
+)
+def test_bad_input_is_a_client_error_and_stores_nothing(
+    api: httpx.Client, request_kwargs: dict[str, Any], status: int, fragment: str
+) -> None:
+    before = image_count(api)
+    response = api.post("/images", **request_kwargs)
+    assert_problem(response, status, fragment)
+    assert image_count(api) == before
+
+
+def test_a_body_over_the_size_limit_is_413(api: httpx.Client) -> None:
+    before = image_count(api)
+    big = _big_png()
+    assert len(big) > MAX_UPLOAD
+    multipart = api.post("/images", files={"file": ("big.png", big, "image/png")})
+    assert multipart.status_code == 413
+    as_json = api.post("/images", json={"image": base64.b64encode(big).decode()})
+    assert as_json.status_code == 413
+    assert image_count(api) == before
+
+
+def test_urls_that_do_not_deliver_an_image_are_422(api: httpx.Client, images_dir: str) -> None:
+    before = image_count(api)
+    missing = api.post("/images", json={"url": f"{images_dir}/nothing-here.jpg"})
+    assert_problem(missing, 422, "404")
+    not_image = api.post("/images", json={"url": f"{images_dir}/__init__.py"})
+    assert_problem(not_image, 422, "not an image")
+    unresolvable = api.post("/images", json={"url": "http://no-such-host.invalid/a.jpg"})
+    assert_problem(unresolvable, 422, "resolved")
+    assert image_count(api) == before
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"cursor": "garbage"}, "cursor"),
+        ({"objects": " , "}, "objects"),
+        ({"objects": "dog", "match": "some"}, "match"),
+    ],
+)
+def test_bad_query_parameters_are_400(
+    api: httpx.Client, params: dict[str, Any], fragment: str
+) -> None:
+    assert_problem(api.get("/images", params=params), 400, fragment)
+
+
+def test_unknown_image_is_404(api: httpx.Client) -> None:
+    assert_problem(api.get("/images/999999"), 404, "999999")
+    assert_problem(api.get("/images/999999/content"), 404, "999999")
+
+
+# --- our faults and upstream faults: 5xx, the image is kept ---------------------------
+
+
+def test_private_addresses_are_refused_unless_allowed(tmp_path: Path, images_dir: str) -> None:
+    server, _, secret = start_api(tmp_path, fetch_allow_private=False)
+    with (
+        server,
+        httpx.Client(
+            base_url=server.base_url, headers={"Authorization": f"Bearer {secret}"}
+        ) as client,
+    ):
+        response = client.post("/images", json={"url": f"{images_dir}/bus.jpg"})
+        assert_problem(response, 422, "private, loopback or link-local")
+        metadata = client.post("/images", json={"url": "http://169.254.169.254/latest/"})
+        assert_problem(metadata, 422, "169.254.169.254")
+
+
+def test_detector_failure_is_502_and_the_image_is_kept(tmp_path: Path) -> None:
+    server, container, secret = start_api(tmp_path)
+    container.detector.override(FakeDetector(error=DetectionFailed("the model crashed")))
+    with (
+        server,
+        httpx.Client(
+            base_url=server.base_url, headers={"Authorization": f"Bearer {secret}"}
+        ) as client,
+    ):
+        response = client.post("/images", json={"image": b64(BUS), "detect": True})
+        body = assert_problem(response, 502, "the model crashed")
+        kept = client.get(f"/images/{body['image_id']}").json()
+        assert kept["detection_status"] == "failed"
+        assert kept["detection_error"] == "the model crashed"
+        assert client.get(kept["content_url"]).content == BUS.read_bytes()
+
+
+def test_unloadable_model_weights_are_503_and_the_image_is_kept(tmp_path: Path) -> None:
+    broken = tmp_path / "broken-weights.onnx"
+    broken.write_bytes(b"these are not model weights")
+    server, _, secret = start_api(tmp_path, detector="yolo", yolo_model=str(broken))
+    with (
+        server,
+        httpx.Client(
+            base_url=server.base_url, headers={"Authorization": f"Bearer {secret}"}
+        ) as client,
+    ):
+        response = client.post("/images", json={"image": b64(BUS), "detect": True})
+        body = assert_problem(response, 503, "broken-weights.onnx")
+        assert response.headers["retry-after"]
+        assert client.get(f"/images/{body['image_id']}").status_code == 200
