@@ -1,0 +1,1 @@
+"""Object detectors behind the ``Detector`` port: YOLO on PyTorch or ONNX Runtime, and OpenCV."""

@@ -1,0 +1,177 @@
+"""What every detector adapter shares: its own inference thread, image decoding, error wording."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from imagetag.domain.detections import Detection, DetectorInfo
+from imagetag.domain.errors import DetectionFailed, DetectorUnavailable
+
+ModelT = TypeVar("ModelT")
+ResultT = TypeVar("ResultT")
+
+RgbImage = npt.NDArray[np.uint8]
+"""Decoded pixels, height x width x 3, RGB order."""
+
+_MAX_MESSAGE = 300
+
+
+class ThreadedDetector(ABC, Generic[ModelT]):
+    """Base of the detectors: loads the model once and runs it on one dedicated thread.
+
+    A single worker means one image at a time per model: the models are not safe to call
+    concurrently (ultralytics keeps per-call state on its predictor), and one thread per
+    model already uses every core through the libraries' own intra-op threads.
+    Subclasses provide ``info``, ``_load_model`` and ``_detect_sync``.
+    """
+
+    def __init__(self, thread_name: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
+        self._load_lock = threading.Lock()
+        self._model: ModelT | None = None
+
+    @property
+    @abstractmethod
+    def info(self) -> DetectorInfo:
+        """Which detector and model this is, for provenance and /health."""
+
+    @abstractmethod
+    def _load_model(self) -> ModelT:
+        """Load (and warm up) the model; blocking, called at most once at a time."""
+
+    @abstractmethod
+    def _detect_sync(self, model: ModelT, image: bytes) -> list[Detection]:
+        """Decode and run one image; blocking, always on the inference thread."""
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory already."""
+        return self._model is not None
+
+    def load(self) -> None:
+        """Load the model now rather than on the first image (blocking; idempotent).
+
+        Raises ``DetectorUnavailable`` when the model cannot be loaded.
+        """
+        self._loaded_model()
+
+    async def warm_up(self) -> None:
+        """Load the model on the inference thread without blocking the event loop."""
+        await self._run(self._loaded_model)
+
+    async def detect(self, image: bytes) -> list[Detection]:
+        """Find objects in encoded image bytes, off the event loop.
+
+        Raises ``DetectionFailed`` (``DetectorUnavailable`` if the model will not load).
+        """
+        return await self._run(self._detect_with_model, image)
+
+    def close(self) -> None:
+        """Stop the inference thread once the image in hand (if any) is done."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _loaded_model(self) -> ModelT:
+        with self._load_lock:
+            if self._model is None:
+                try:
+                    self._model = self._load_model()
+                except DetectionFailed:
+                    raise
+                except Exception as error:
+                    raise DetectorUnavailable(
+                        f"could not load the {self.info.detector} model {self.info.model}: "
+                        f"{describe_error(error)}"
+                    ) from error
+            return self._model
+
+    def _detect_with_model(self, image: bytes) -> list[Detection]:
+        return self._detect_sync(self._loaded_model(), image)
+
+    async def _run(self, function: Callable[..., ResultT], *args: object) -> ResultT:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, function, *args)
+        except DetectionFailed:
+            raise
+        except Exception as error:
+            # Also covers "cannot schedule new futures after shutdown" once closed.
+            raise DetectionFailed(
+                f"{self.info.detector} detection failed: {describe_error(error)}"
+            ) from error
+
+
+def describe_error(error: BaseException) -> str:
+    """One readable line for an exception: its first line of text, never a traceback."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    if len(text) > _MAX_MESSAGE:
+        text = text[: _MAX_MESSAGE - 1] + "…"
+    return text
+
+
+def decode_rgb(data: bytes, *, max_side: int | None = None) -> RgbImage:
+    """Decode image bytes to RGB pixels, turned upright by their EXIF orientation.
+
+    ``max_side`` lets JPEG decoding skip detail it would throw away (libjpeg's DCT scaling):
+    the result keeps at least that many pixels on its shorter side, so callers still resize.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            if max_side is not None:
+                opened.draft("RGB", (max_side, max_side))
+            upright = ImageOps.exif_transpose(opened)
+            rgb = upright.convert("RGB")
+    except UnidentifiedImageError:
+        raise DetectionFailed("the data is not an image the detector can read") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise DetectionFailed(f"the image could not be decoded: {describe_error(error)}") from None
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks (weights run to hundreds of megabytes)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def distribution_version(*names: str) -> str:
+    """Installed version of the first of these distributions present, without importing it.
+
+    Several names because one module ships under several (``ultralytics`` and
+    ``ultralytics-opencv-headless``, ``onnxruntime`` and ``onnxruntime-gpu``).
+    """
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return "not installed"
+
+
+def check_thresholds(confidence: float, iou: float) -> None:
+    """Refuse thresholds outside 0..1 at construction rather than on the first image."""
+    if not 0.0 <= confidence <= 1.0:
+        raise ValueError(f"confidence must be within 0..1, got {confidence!r}")
+    if not 0.0 < iou <= 1.0:
+        raise ValueError(f"iou must be within 0..1 (exclusive of 0), got {iou!r}")
+
+
+def unit_clip(value: float) -> float:
+    """Scores computed in float16/float32 can land a hair outside 0..1."""
+    return min(max(float(value), 0.0), 1.0)
