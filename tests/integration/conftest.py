@@ -10,9 +10,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
-from tests.support.postgres import running_cluster
 
 from imagetag.adapters.sqla.migrate import upgrade_database
+from tests.support.postgres import running_cluster
 
 _database_numbers = itertools.count(1)
 

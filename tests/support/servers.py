@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+
 from tests.support.postgres import free_port
 
 

@@ -81,6 +81,12 @@ class RequestsUrlFetcher:
             )
         except requests.Timeout:
             raise UrlFetchFailed(f"the URL did not answer within {self._timeout:g} s") from None
+        except requests.ConnectionError:
+            host = urlsplit(url).hostname
+            raise UrlFetchFailed(
+                f"could not connect to {host}: its name does not resolve or it refused the "
+                "connection"
+            ) from None
         except requests.RequestException as error:
             raise UrlFetchFailed(f"could not fetch the URL: {type(error).__name__}") from None
 
@@ -131,4 +137,4 @@ class RequestsUrlFetcher:
             infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
         except (socket.gaierror, UnicodeError):
             raise UrlFetchFailed(f"the URL's host {host!r} could not be resolved") from None
-        return [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+        return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]

@@ -40,6 +40,9 @@ def normalise_database_url(url: str) -> str:
 def create_engine(url: str) -> AsyncEngine:
     url = normalise_database_url(url)
     if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine

@@ -42,7 +42,7 @@ class SqlImageRepository:
         return [to_image(row) for row in rows]
 
 
-def _search_statement(query: ImageQuery) -> Select[tuple[ImageRow]]:
+def _search_statement(query: ImageQuery) -> Select[ImageRow]:
     """The SQL form of ``ImageQuery.includes``; newest first by id (a keyset cursor)."""
     statement = select(ImageRow).order_by(ImageRow.id.desc())
     if query.before_id is not None:

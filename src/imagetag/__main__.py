@@ -1,0 +1,5 @@
+"""``python -m imagetag`` runs the CLI."""
+
+from imagetag.entrypoints.cli.main import app
+
+app()

@@ -1,0 +1,1 @@
+"""The imagetag command line (Typer)."""

@@ -1,0 +1,19 @@
+"""The ``imagetag`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from imagetag.entrypoints.cli import db, images, keys, serve
+
+app = typer.Typer(
+    name="imagetag",
+    help="Ingest images, detect the objects in them, tag them and find them again.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("serve")(serve.serve)
+app.command("tag")(images.tag)
+app.command("search")(images.search)
+app.add_typer(keys.app, name="keys")
+app.add_typer(db.app, name="db")

@@ -1,0 +1,79 @@
+"""What every command needs: settings, a container, and a migrated database."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+
+from imagetag.adapters.sqla.migrate import current_revision, head_revision, upgrade_database
+from imagetag.domain.errors import ImagetagError
+from imagetag.domain.principals import Principal
+from imagetag.entrypoints.container import Container, build_container, close_container
+from imagetag.entrypoints.settings import Settings, SettingsError
+
+T = TypeVar("T")
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings.from_env(None, **overrides)
+    except SettingsError as error:
+        errors.print(f"[red]configuration error:[/red] {error}")
+        raise typer.Exit(2) from None
+
+
+async def prepare_database(settings: Settings) -> None:
+    """Migrate the embedded default database; insist on an explicit upgrade elsewhere."""
+    if settings.uses_default_database:
+        await upgrade_database(settings.database_url)
+        return
+    current = await current_revision(settings.database_url)
+    if current != head_revision():
+        raise ImagetagError(
+            f"the database schema is at {current or 'nothing'}, not {head_revision()}; "
+            "run 'imagetag db upgrade' first"
+        )
+
+
+@asynccontextmanager
+async def open_container(settings: Settings) -> AsyncIterator[Container]:
+    await prepare_database(settings)
+    container = build_container(settings)
+    try:
+        yield container
+    finally:
+        await close_container(container)
+
+
+def run(coroutine: Callable[[], Awaitable[T]]) -> T:
+    """Run one command's async body, turning our errors into a message and exit code 1."""
+    try:
+        return asyncio.run(_call(coroutine))
+    except ImagetagError as error:
+        errors.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+    except OSError as error:
+        errors.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+
+
+async def _call(coroutine: Callable[[], Awaitable[T]]) -> T:
+    return await coroutine()
+
+
+def cli_principal() -> Principal:
+    """The CLI acts as the local operating-system user."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return Principal(f"cli:{user}"[:64])

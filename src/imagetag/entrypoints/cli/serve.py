@@ -1,0 +1,50 @@
+"""imagetag serve: run the HTTP API."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+import uvicorn
+
+from imagetag.entrypoints.cli.runtime import console, load_settings, open_container, run
+from imagetag.entrypoints.container import build_container
+from imagetag.entrypoints.http.app import create_app
+
+
+def serve(
+    host: str | None = typer.Option(None, help="Interface to bind (IMAGETAG_HOST)"),
+    port: int | None = typer.Option(None, help="TCP port (IMAGETAG_PORT)"),
+) -> None:
+    """Run the API. Migrates the default database and creates an admin key on first start."""
+    settings = load_settings(host=host, port=port)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def prepare() -> str | None:
+        async with open_container(settings) as container:
+            container.detector()  # a missing model or bad detector setting fails here, not later
+            issued = await container.keys().ensure_bootstrap_key()
+            return issued.secret if issued else None
+
+    secret = run(prepare)
+    if secret:
+        console.print(
+            "\n[bold]No API keys existed, so an 'admin' key was created. It is shown only "
+            "this once:[/bold]\n"
+        )
+        print(f"    {secret}\n", flush=True)
+        console.print(
+            f"Try: curl -H 'Authorization: Bearer {secret}' "
+            f"http://{settings.host}:{settings.port}/images\n"
+        )
+    app = create_app(build_container(settings))
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        proxy_headers=False,
+        server_header=False,
+    )

@@ -1,0 +1,74 @@
+"""The composition root: builds every adapter from settings, for the app, the CLI and tests."""
+
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+
+from imagetag.adapters.blobs_fs import FileSystemBlobStore
+from imagetag.adapters.clock_system import SystemClock
+from imagetag.adapters.detectors.selection import build_detector
+from imagetag.adapters.fetcher_http import RequestsUrlFetcher
+from imagetag.adapters.identity_apikey import Sha256KeyHasher
+from imagetag.adapters.image_inspector_pillow import PillowImageInspector
+from imagetag.adapters.sqla.engine import create_engine, session_factory
+from imagetag.adapters.sqla.unit_of_work import SqlUnitOfWorkFactory
+from imagetag.entrypoints.settings import Settings
+from imagetag.services.images import ImageService
+from imagetag.services.keys import KeyService
+
+
+class Container(containers.DeclarativeContainer):
+    """Tests swap an adapter with e.g. ``container.detector.override(FakeDetector())``."""
+
+    settings = providers.Dependency(instance_of=Settings)
+
+    engine = providers.Singleton(create_engine, settings.provided.database_url)
+    unit_of_work = providers.Singleton(
+        SqlUnitOfWorkFactory, providers.Singleton(session_factory, engine)
+    )
+    blobs = providers.Singleton(FileSystemBlobStore, settings.provided.blobs_dir)
+    inspector = providers.Singleton(
+        PillowImageInspector, max_pixels=settings.provided.max_image_pixels
+    )
+    fetcher = providers.Singleton(
+        RequestsUrlFetcher,
+        max_bytes=settings.provided.max_upload_bytes,
+        timeout_seconds=settings.provided.fetch_timeout_seconds,
+        max_redirects=settings.provided.fetch_max_redirects,
+        allow_private=settings.provided.fetch_allow_private,
+    )
+    detector = providers.Singleton(
+        build_detector,
+        settings.provided.detector,
+        yolo_model=settings.provided.yolo_model,
+        models_dir=settings.provided.models_dir,
+        config_dir=settings.provided.ultralytics_config_dir,
+        confidence=settings.provided.detect_confidence,
+        iou=settings.provided.detect_iou,
+        allow_download=settings.provided.yolo_allow_download,
+    )
+    clock = providers.Singleton(SystemClock)
+    hasher = providers.Singleton(Sha256KeyHasher)
+
+    images = providers.Singleton(
+        ImageService,
+        unit_of_work=unit_of_work,
+        blobs=blobs,
+        inspector=inspector,
+        fetcher=fetcher,
+        detector=detector,
+        clock=clock,
+        max_image_bytes=settings.provided.max_upload_bytes,
+    )
+    keys = providers.Singleton(KeyService, unit_of_work=unit_of_work, hasher=hasher, clock=clock)
+
+
+def build_container(settings: Settings) -> Container:
+    container = Container(settings=settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return container
+
+
+async def close_container(container: Container) -> None:
+    """Release what the container opened (database pools) on shutdown."""
+    await container.engine().dispose()

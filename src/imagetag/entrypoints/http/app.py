@@ -1,0 +1,101 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from imagetag import __version__
+from imagetag.domain.errors import ImagetagError
+from imagetag.entrypoints.container import Container, build_container, close_container
+from imagetag.entrypoints.http import routes_health, routes_images
+from imagetag.entrypoints.http.auth import PUBLIC_PATHS, ApiKeyAuthenticationMiddleware
+from imagetag.entrypoints.http.dependencies import DEPENDENCIES
+from imagetag.entrypoints.http.problems import (
+    domain_error_handler,
+    http_exception_handler,
+    internal_error_handler,
+)
+from imagetag.entrypoints.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# A base64 JSON body is 4/3 the size of the image, plus the other fields.
+_BODY_OVERHEAD = 64 * 1024
+
+
+async def _warm_up(warm_up: Callable[[], Awaitable[None]]) -> None:
+    try:
+        await warm_up()
+    except ImagetagError as error:
+        logger.error("the detector could not be loaded: %s", error)
+
+
+def create_app(container: Container | None = None) -> Litestar:
+    """Build the API over ``container`` (by default one built from the environment)."""
+    container = container or build_container(Settings.from_env())
+    settings: Settings = container.settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        detector = container.detector()
+        info = detector.info
+        logger.info("imagetag %s: detector %s (%s)", __version__, info.detector, info.model)
+        # Load the model in the background so the first detection does not pay for it.
+        warm_up = getattr(detector, "warm_up", None)
+        warming = asyncio.create_task(_warm_up(warm_up)) if warm_up else None
+        try:
+            yield
+        finally:
+            if warming is not None:
+                warming.cancel()
+            await close_container(container)
+
+    return Litestar(
+        route_handlers=[
+            routes_health.health,
+            routes_images.create_image,
+            routes_images.list_images,
+            routes_images.get_image,
+            routes_images.get_image_content,
+        ],
+        dependencies=DEPENDENCIES,
+        middleware=[DefineMiddleware(ApiKeyAuthenticationMiddleware, exclude=list(PUBLIC_PATHS))],
+        exception_handlers={
+            ImagetagError: domain_error_handler,
+            HTTPException: http_exception_handler,
+            Exception: internal_error_handler,
+        },
+        state=State({"container": container}),
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_upload_bytes * 4 // 3 + _BODY_OVERHEAD,
+        openapi_config=OpenAPIConfig(
+            title="imagetag",
+            version=__version__,
+            description=(
+                "Ingest images, detect the objects in them and find them again. "
+                "Every endpoint but /health and /schema needs 'Authorization: Bearer <api key>'."
+            ),
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(
+                security_schemes={
+                    "apiKey": SecurityScheme(
+                        type="http", scheme="bearer", description="An imagetag API key"
+                    )
+                }
+            ),
+            security=[{"apiKey": []}],
+        ),
+        debug=False,
+    )

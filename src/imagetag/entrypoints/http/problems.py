@@ -1,0 +1,116 @@
+"""RFC 9457 problem details for every error the API returns."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from imagetag.domain.errors import (
+    AuthenticationFailed,
+    DetectionFailed,
+    DetectorUnavailable,
+    ImageNotFound,
+    ImagetagError,
+    ImageTooLarge,
+    InvalidInput,
+    KeyNameTaken,
+    KeyNotFound,
+    UnsupportedImage,
+    UrlFetchFailed,
+    UrlRefused,
+)
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://imagetag.dev/problems/"
+
+# Order matters: subclasses before their bases.
+_DOMAIN_STATUS: tuple[tuple[type[ImagetagError], int, str], ...] = (
+    (InvalidInput, 400, "invalid-input"),
+    (AuthenticationFailed, 401, "unauthenticated"),
+    (ImageNotFound, 404, "not-found"),
+    (KeyNotFound, 404, "not-found"),
+    (KeyNameTaken, 409, "conflict"),
+    (ImageTooLarge, 413, "too-large"),
+    (UnsupportedImage, 415, "unsupported-image"),
+    (UrlRefused, 422, "url-refused"),
+    (UrlFetchFailed, 422, "url-fetch-failed"),
+    (DetectorUnavailable, 503, "detector-unavailable"),
+    (DetectionFailed, 502, "detection-failed"),
+)
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    kind: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + kind if kind else "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    body.update({key: value for key, value in extensions.items() if value is not None})
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def domain_error_handler(request: Request[Any, Any, Any], error: ImagetagError) -> Response[Any]:
+    for error_type, status, kind in _DOMAIN_STATUS:
+        if isinstance(error, error_type):
+            extensions: dict[str, Any] = {}
+            headers = None
+            if isinstance(error, InvalidInput):
+                extensions["field"] = error.field
+            if isinstance(error, DetectionFailed):
+                extensions["image_id"] = error.image_id
+                logger.warning("detection failed on %s: %s", request.url.path, error)
+            if isinstance(error, DetectorUnavailable):
+                headers = {"Retry-After": "30"}
+            if isinstance(error, AuthenticationFailed):
+                headers = {"WWW-Authenticate": 'Bearer realm="imagetag"'}
+            return problem(status, str(error), kind=kind, headers=headers, **extensions)
+    return internal_error_handler(request, error)
+
+
+def http_exception_handler(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+    if error.status_code >= 500:
+        logger.error("%s on %s %s", error.detail, request.method, request.url.path, exc_info=error)
+    detail = error.detail
+    extensions: dict[str, Any] = {}
+    if isinstance(error, ValidationException) and error.extra:
+        extensions["errors"] = error.extra
+        detail = _validation_detail(error)
+    headers = dict(error.headers or {})
+    if error.status_code == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="imagetag"')
+    return problem(error.status_code, detail, headers=headers or None, **extensions)
+
+
+def internal_error_handler(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    logger.error(
+        "unhandled %s on %s %s",
+        type(error).__name__,
+        request.method,
+        request.url.path,
+        exc_info=error,
+    )
+    return problem(500, "an internal error occurred; it has been logged", kind="internal")
+
+
+def _validation_detail(error: ValidationException) -> str:
+    extra = error.extra
+    if isinstance(extra, list) and extra and isinstance(extra[0], dict):
+        first = extra[0]
+        key = first.get("key")
+        message = first.get("message", "invalid value")
+        return f"{key}: {message}" if key else str(message)
+    return error.detail

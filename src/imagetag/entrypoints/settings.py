@@ -1,0 +1,121 @@
+"""One settings object, read from ``IMAGETAG_*`` environment variables and checked at start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from imagetag.adapters.sqla.engine import normalise_database_url, sqlite_url
+
+PREFIX = "IMAGETAG_"
+DETECTOR_KINDS = ("auto", "yolo", "yolo-onnx", "opencv")
+MIB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """A setting is missing or wrong; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of a deployment. Field ``x`` is read from ``IMAGETAG_X``."""
+
+    data_dir: Path = Path(".imagetag")
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    detector: str = "auto"
+    yolo_model: str = "yolo11n.pt"
+    yolo_allow_download: bool = False
+    detect_confidence: float = 0.25
+    detect_iou: float = 0.7
+    max_upload_bytes: int = 20 * MIB
+    max_image_pixels: int = 64_000_000
+    fetch_timeout_seconds: float = 10.0
+    fetch_max_redirects: int = 3
+    fetch_allow_private: bool = False
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        data_dir = self.data_dir.expanduser()
+        object.__setattr__(self, "data_dir", data_dir)
+        url = self.database_url or sqlite_url(data_dir.resolve() / "imagetag.db")
+        try:
+            object.__setattr__(self, "database_url", normalise_database_url(url))
+        except Exception as error:
+            raise SettingsError(f"IMAGETAG_DATABASE_URL is not usable: {error}") from None
+        _require(self.detector in DETECTOR_KINDS, "DETECTOR", f"one of {', '.join(DETECTOR_KINDS)}")
+        _require(1 <= self.port <= 65535, "PORT", "a TCP port (1-65535)")
+        _require(0.0 <= self.detect_confidence <= 1.0, "DETECT_CONFIDENCE", "within 0..1")
+        _require(0.0 < self.detect_iou <= 1.0, "DETECT_IOU", "within 0..1")
+        _require(self.max_upload_bytes >= 1024, "MAX_UPLOAD_BYTES", "at least 1024")
+        _require(self.max_image_pixels >= 1, "MAX_IMAGE_PIXELS", "positive")
+        _require(self.fetch_timeout_seconds > 0, "FETCH_TIMEOUT_SECONDS", "positive")
+        _require(0 <= self.fetch_max_redirects <= 10, "FETCH_MAX_REDIRECTS", "within 0..10")
+        levels = ("critical", "error", "warning", "info", "debug")
+        _require(self.log_level in levels, "LOG_LEVEL", f"one of {', '.join(levels)}")
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def ultralytics_config_dir(self) -> Path:
+        return self.data_dir / "ultralytics"
+
+    @property
+    def database_backend(self) -> str:
+        return "sqlite" if self.database_url.startswith("sqlite") else "postgresql"
+
+    @property
+    def uses_default_database(self) -> bool:
+        return self.database_url == normalise_database_url(
+            sqlite_url(self.data_dir.resolve() / "imagetag.db")
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read settings; a value that does not parse fails here, naming its variable."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            variable = PREFIX + spec.name.upper()
+            if spec.name in overrides and overrides[spec.name] is not None:
+                values[spec.name] = overrides[spec.name]
+            elif variable in environ:
+                values[spec.name] = _parse(variable, environ[variable], spec.type)
+        return cls(**values)
+
+
+def _require(condition: bool, name: str, expectation: str) -> None:
+    if not condition:
+        raise SettingsError(f"{PREFIX}{name} must be {expectation}")
+
+
+def _parse(variable: str, raw: str, kind: Any) -> Any:
+    text = raw.strip()
+    kind = str(kind)
+    try:
+        if kind == "bool":
+            lowered = text.casefold()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(text)
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+        if kind == "Path":
+            return Path(text)
+    except ValueError:
+        raise SettingsError(f"{variable}={raw!r} is not a valid {kind}") from None
+    return text.casefold() if variable.endswith(("DETECTOR", "LOG_LEVEL")) else text
