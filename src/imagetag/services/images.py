@@ -9,7 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from imagetag.domain.detections import Detection, object_names
-from imagetag.domain.errors import DetectionFailed, ImageNotFound, ImageTooLarge, InvalidInput
+from imagetag.domain.errors import (
+    DetectionFailed,
+    ImageNotFound,
+    ImageTooLarge,
+    InvalidInput,
+    UnsupportedImage,
+    UrlFetchFailed,
+)
 from imagetag.domain.images import DetectionStatus, Image, NewImage
 from imagetag.domain.labels import clean_label, generate_label
 from imagetag.domain.principals import Principal
@@ -89,7 +96,12 @@ class ImageService:
             raise ImageTooLarge(
                 f"image is {len(data)} bytes; the limit is {self._max_image_bytes} bytes"
             )
-        facts = await asyncio.to_thread(self._inspector.inspect, data)
+        try:
+            facts = await asyncio.to_thread(self._inspector.inspect, data)
+        except UnsupportedImage as error:
+            if isinstance(request.content, RemoteUrl):
+                raise UrlFetchFailed(f"the URL did not answer with an image: {error}") from None
+            raise
         sha256 = hashlib.sha256(data).hexdigest()
         await self._blobs.put(sha256, data)
 

@@ -257,6 +257,33 @@ async def test_url_that_cannot_be_fetched_fails_and_nothing_is_stored(
     assert_nothing_stored(unit_of_work, blobs)
 
 
+async def test_url_answering_with_something_else_than_an_image_is_a_fetch_failure(
+    service: ImageService,
+    unit_of_work: FakeUnitOfWorkFactory,
+    blobs: FakeBlobStore,
+    fetcher: FakeFetcher,
+) -> None:
+    fetcher.responses[PHOTO_URL] = FetchedContent(PHOTO_URL, b"<html>login</html>", "text/html")
+
+    with pytest.raises(UrlFetchFailed, match="did not answer with an image"):
+        await service.ingest(IngestRequest(RemoteUrl(PHOTO_URL)), ALICE)
+
+    assert_nothing_stored(unit_of_work, blobs)
+
+
+async def test_a_detector_raising_something_unexpected_still_keeps_the_image(
+    service: ImageService, unit_of_work: FakeUnitOfWorkFactory, detector: FakeDetector
+) -> None:
+    detector.error = RuntimeError("segfault-ish")
+
+    with pytest.raises(DetectionFailed, match="RuntimeError") as raised:
+        await service.ingest(upload(filename="dog.png", detect=True), ALICE)
+
+    stored = await service.get(raised.value.image_id or 0)
+    assert unit_of_work.committed_images == [stored]
+    assert stored.detection_status is DetectionStatus.FAILED
+
+
 @pytest.mark.parametrize(
     "error", [DetectionFailed("model crashed"), DetectorUnavailable("model crashed")]
 )
