@@ -7,8 +7,8 @@ import logging
 import typer
 import uvicorn
 
-from imagetag.entrypoints.cli.runtime import console, load_settings, open_container, run
-from imagetag.entrypoints.container import build_container
+from imagetag.entrypoints.cli.runtime import console, load_settings, prepare_database, run
+from imagetag.entrypoints.container import build_container, close_container
 from imagetag.entrypoints.http.app import create_app
 
 
@@ -21,12 +21,19 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+    container = build_container(settings)
 
     async def prepare() -> str | None:
-        async with open_container(settings) as container:
-            container.detector()  # a missing model or bad detector setting fails here, not later
+        await prepare_database(settings)
+        try:
+            container.detector()  # a missing model or bad detector setting fails here
             issued = await container.keys().ensure_bootstrap_key()
             return issued.secret if issued else None
+        finally:
+            # The pool belongs to this event loop; the server's loop opens its own.
+            await close_container(container)
 
     secret = run(prepare)
     if secret:
@@ -35,11 +42,12 @@ def serve(
             "this once:[/bold]\n"
         )
         print(f"    {secret}\n", flush=True)
-        console.print(
+        print(
             f"Try: curl -H 'Authorization: Bearer {secret}' "
-            f"http://{settings.host}:{settings.port}/images\n"
+            f"http://{settings.host}:{settings.port}/images\n",
+            flush=True,
         )
-    app = create_app(build_container(settings))
+    app = create_app(container)
     uvicorn.run(
         app,
         host=settings.host,

@@ -97,5 +97,7 @@ def create_app(container: Container | None = None) -> Litestar:
             ),
             security=[{"apiKey": []}],
         ),
+        # Logging is the host's to configure (serve sets it up; embedding apps keep theirs).
+        logging_config=None,
         debug=False,
     )

@@ -93,7 +93,13 @@ def detector_body(info: DetectorInfo) -> DetectorBody:
 def _box_body(box: BoundingBox | None) -> BoxBody | None:
     if box is None:
         return None
-    return BoxBody(x_min=box.x_min, y_min=box.y_min, x_max=box.x_max, y_max=box.y_max)
+    # Five decimals is a tenth of a pixel on a 10,000-pixel side.
+    return BoxBody(
+        x_min=round(box.x_min, 5),
+        y_min=round(box.y_min, 5),
+        x_max=round(box.x_max, 5),
+        y_max=round(box.y_max, 5),
+    )
 
 
 def detection_body(detection: Detection) -> DetectionBody:
