@@ -87,6 +87,16 @@ class FakeStorage:
     image_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
 
+class FakeImageReader:
+    """Reads what the units of work of one storage have committed."""
+
+    def __init__(self, storage: FakeStorage) -> None:
+        self._storage = storage
+
+    async def get(self, image_id: int) -> Image | None:
+        return self._storage.images.get(image_id)
+
+
 class FakeUnitOfWork:
     """A transaction over a private copy of the storage, published by ``commit``.
 

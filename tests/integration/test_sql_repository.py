@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imagetag.adapters.sqla.engine import create_engine, session_factory
+from imagetag.adapters.sqla.reader import create_image_reader
 from imagetag.adapters.sqla.unit_of_work import SqlUnitOfWorkFactory
 from imagetag.domain.detections import BoundingBox, Detection, DetectorInfo
 from imagetag.domain.errors import KeyNameTaken
@@ -68,6 +69,26 @@ async def test_added_image_reads_back_equal_with_its_id_and_detections(
     assert loaded.created_at.tzinfo is not None
     assert loaded.objects == ("bus", "person")
     assert loaded.detections[0].detector == YOLO
+
+
+async def test_the_point_reader_sees_exactly_what_was_committed(
+    unit_of_work: SqlUnitOfWorkFactory, database_url: str
+) -> None:
+    engine = create_engine(database_url)
+    reader = create_image_reader(database_url, engine)
+    async with unit_of_work() as uow:
+        with_objects = await uow.images.add(new_image(1, ("bus", "person", "person")))
+        plain = await uow.images.add(new_image(2))
+        await uow.commit()
+    async with unit_of_work() as uow:
+        uncommitted = await uow.images.add(new_image(3, ("dog",)))
+        assert await reader.get(uncommitted.id) is None
+    try:
+        assert await reader.get(with_objects.id) == with_objects
+        assert await reader.get(plain.id) == plain
+        assert await reader.get(999_999) is None
+    finally:
+        await engine.dispose()
 
 
 async def test_ids_come_from_the_store_and_increase(unit_of_work: SqlUnitOfWorkFactory) -> None:

@@ -27,6 +27,12 @@ class ImageRepository(Protocol):
         ...
 
 
+class ImageReader(Protocol):
+    """Point reads of committed images outside a unit of work: the hot read path."""
+
+    async def get(self, image_id: int) -> Image | None: ...
+
+
 class ApiKeyRepository(Protocol):
     async def add(self, key: ApiKeyRecord) -> None:
         """Store a key; raises ``KeyNameTaken`` if an active key has that name."""

@@ -26,7 +26,7 @@ from imagetag.ports.clock import Clock
 from imagetag.ports.detector import Detector
 from imagetag.ports.fetcher import UrlFetcher
 from imagetag.ports.images import ImageInspector
-from imagetag.ports.repository import UnitOfWorkFactory
+from imagetag.ports.repository import ImageReader, UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ class ImageService:
         self,
         *,
         unit_of_work: UnitOfWorkFactory,
+        reader: ImageReader,
         blobs: BlobStore,
         inspector: ImageInspector,
         fetcher: UrlFetcher,
@@ -72,6 +73,7 @@ class ImageService:
         max_image_bytes: int,
     ) -> None:
         self._unit_of_work = unit_of_work
+        self._reader = reader
         self._blobs = blobs
         self._inspector = inspector
         self._fetcher = fetcher
@@ -154,8 +156,7 @@ class ImageService:
         return content.data, content.filename or None
 
     async def get(self, image_id: int) -> Image:
-        async with self._unit_of_work() as uow:
-            image = await uow.images.get(image_id)
+        image = await self._reader.get(image_id)
         if image is None:
             raise ImageNotFound(image_id)
         return image

@@ -24,6 +24,7 @@ from tests.fakes import (
     FakeDetector,
     FakeFetcher,
     FakeImageInspector,
+    FakeImageReader,
     FakeUnitOfWorkFactory,
     FixedClock,
     detection,
@@ -66,6 +67,7 @@ def service(
 ) -> ImageService:
     return ImageService(
         unit_of_work=unit_of_work,
+        reader=FakeImageReader(unit_of_work.storage),
         blobs=blobs,
         inspector=FakeImageInspector(FACTS),
         fetcher=fetcher,

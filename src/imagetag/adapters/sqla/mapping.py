@@ -66,22 +66,39 @@ def to_image(row: ImageRow) -> Image:
 
 
 def to_detection(row: DetectionRow) -> Detection:
-    provenance: dict[str, Any] = row.provenance or {}
+    return detection_from_values(
+        name=row.name,
+        confidence=row.confidence,
+        corners=(row.x_min, row.y_min, row.x_max, row.y_max),
+        detector=row.detector,
+        model=row.model,
+        provenance=row.provenance or {},
+    )
+
+
+def detection_from_values(
+    *,
+    name: str,
+    confidence: float,
+    corners: tuple[float | None, float | None, float | None, float | None],
+    detector: str,
+    model: str,
+    provenance: dict[str, Any],
+) -> Detection:
+    """A detection from its stored columns; the box is absent when any corner is NULL."""
+    x_min, y_min, x_max, y_max = corners
     box = (
-        BoundingBox(row.x_min, row.y_min, row.x_max, row.y_max)
-        if row.x_min is not None
-        and row.y_min is not None
-        and row.x_max is not None
-        and row.y_max is not None
+        BoundingBox(x_min, y_min, x_max, y_max)
+        if x_min is not None and y_min is not None and x_max is not None and y_max is not None
         else None
     )
     return Detection(
-        name=row.name,
-        confidence=row.confidence,
+        name=name,
+        confidence=confidence,
         box=box,
         detector=DetectorInfo(
-            detector=row.detector,
-            model=row.model,
+            detector=detector,
+            model=model,
             library_version=provenance.get("library_version", ""),
             model_sha256=provenance.get("model_sha256"),
             confidence_threshold=provenance.get("confidence_threshold"),
