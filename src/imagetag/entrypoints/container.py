@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from dependency_injector import containers, providers
 
 from imagetag.adapters.blobs_fs import FileSystemBlobStore
@@ -11,6 +13,7 @@ from imagetag.adapters.fetcher_http import RequestsUrlFetcher
 from imagetag.adapters.identity_apikey import Sha256KeyHasher
 from imagetag.adapters.image_inspector_pillow import PillowImageInspector
 from imagetag.adapters.sqla.engine import create_engine, session_factory
+from imagetag.adapters.sqla.reader import create_image_reader
 from imagetag.adapters.sqla.unit_of_work import SqlUnitOfWorkFactory
 from imagetag.entrypoints.settings import Settings
 from imagetag.services.images import ImageService
@@ -26,6 +29,7 @@ class Container(containers.DeclarativeContainer):
     unit_of_work = providers.Singleton(
         SqlUnitOfWorkFactory, providers.Singleton(session_factory, engine)
     )
+    reader = providers.Singleton(create_image_reader, settings.provided.database_url, engine)
     blobs = providers.Singleton(FileSystemBlobStore, settings.provided.blobs_dir)
     inspector = providers.Singleton(
         PillowImageInspector, max_pixels=settings.provided.max_image_pixels
@@ -53,6 +57,7 @@ class Container(containers.DeclarativeContainer):
     images = providers.Singleton(
         ImageService,
         unit_of_work=unit_of_work,
+        reader=reader,
         blobs=blobs,
         inspector=inspector,
         fetcher=fetcher,
@@ -60,7 +65,13 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         max_image_bytes=settings.provided.max_upload_bytes,
     )
-    keys = providers.Singleton(KeyService, unit_of_work=unit_of_work, hasher=hasher, clock=clock)
+    keys = providers.Singleton(
+        KeyService,
+        unit_of_work=unit_of_work,
+        hasher=hasher,
+        clock=clock,
+        cache_ttl=providers.Factory(timedelta, seconds=settings.provided.auth_cache_seconds),
+    )
 
 
 def build_container(settings: Settings) -> Container:

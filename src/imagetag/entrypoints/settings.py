@@ -37,6 +37,7 @@ class Settings:
     fetch_timeout_seconds: float = 10.0
     fetch_max_redirects: int = 3
     fetch_allow_private: bool = False
+    auth_cache_seconds: float = 10.0
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -54,6 +55,7 @@ class Settings:
         _require(self.max_upload_bytes >= 1024, "MAX_UPLOAD_BYTES", "at least 1024")
         _require(self.max_image_pixels >= 1, "MAX_IMAGE_PIXELS", "positive")
         _require(self.fetch_timeout_seconds > 0, "FETCH_TIMEOUT_SECONDS", "positive")
+        _require(0 <= self.auth_cache_seconds <= 3600, "AUTH_CACHE_SECONDS", "within 0..3600")
         _require(0 <= self.fetch_max_redirects <= 10, "FETCH_MAX_REDIRECTS", "within 0..10")
         levels = ("critical", "error", "warning", "info", "debug")
         _require(self.log_level in levels, "LOG_LEVEL", f"one of {', '.join(levels)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from imagetag.domain.errors import AuthenticationFailed, KeyNameTaken, KeyNotFound
 from imagetag.domain.principals import ApiKeyRecord, Principal, check_key_name
@@ -12,6 +13,8 @@ from imagetag.ports.identity import KeyHasher
 from imagetag.ports.repository import UnitOfWorkFactory
 
 BOOTSTRAP_KEY_NAME = "admin"
+# Bounds the memory of remembered authentications; beyond it the cache starts over.
+MAX_REMEMBERED_KEYS = 10_000
 KEY_PREFIX_LENGTH = 8
 
 
@@ -24,10 +27,26 @@ class IssuedKey:
 
 
 class KeyService:
-    def __init__(self, *, unit_of_work: UnitOfWorkFactory, hasher: KeyHasher, clock: Clock) -> None:
+    """Issues and checks API keys.
+
+    Successful authentications are remembered for ``cache_ttl`` so the hot path does not
+    query the store on every request. A key revoked through this service stops working at
+    once; one revoked by another process (``imagetag keys revoke``) within ``cache_ttl``.
+    """
+
+    def __init__(
+        self,
+        *,
+        unit_of_work: UnitOfWorkFactory,
+        hasher: KeyHasher,
+        clock: Clock,
+        cache_ttl: timedelta = timedelta(0),
+    ) -> None:
         self._unit_of_work = unit_of_work
         self._hasher = hasher
         self._clock = clock
+        self._cache_ttl = cache_ttl
+        self._recent: dict[str, tuple[Principal, datetime]] = {}
 
     async def create(self, name: str) -> IssuedKey:
         check_key_name(name)
@@ -52,6 +71,9 @@ class KeyService:
             if not await uow.api_keys.revoke(name, self._clock.now()):
                 raise KeyNotFound(name)
             await uow.commit()
+        self._recent = {
+            key_hash: entry for key_hash, entry in self._recent.items() if entry[0].name != name
+        }
 
     async def ensure_bootstrap_key(self) -> IssuedKey | None:
         """Create the ``admin`` key when no active key exists, so a new install is usable."""
@@ -65,8 +87,19 @@ class KeyService:
             return None
 
     async def authenticate(self, secret: str) -> Principal:
+        key_hash = self._hasher.hash(secret)
+        now = self._clock.now()
+        remembered = self._recent.get(key_hash)
+        if remembered is not None and remembered[1] > now:
+            return remembered[0]
         async with self._unit_of_work() as uow:
-            record = await uow.api_keys.find_active_by_hash(self._hasher.hash(secret))
+            record = await uow.api_keys.find_active_by_hash(key_hash)
         if record is None:
+            self._recent.pop(key_hash, None)
             raise AuthenticationFailed("the API key is unknown or revoked")
-        return Principal(record.name)
+        principal = Principal(record.name)
+        if self._cache_ttl > timedelta(0):
+            if len(self._recent) >= MAX_REMEMBERED_KEYS:
+                self._recent.clear()
+            self._recent[key_hash] = (principal, now + self._cache_ttl)
+        return principal

@@ -6,7 +6,7 @@ import pytest
 from imagetag.domain.errors import AuthenticationFailed, InvalidInput, KeyNameTaken, KeyNotFound
 from imagetag.domain.principals import Principal
 from imagetag.services.keys import BOOTSTRAP_KEY_NAME, KEY_PREFIX_LENGTH, KeyService
-from tests.fakes import EPOCH, FakeKeyHasher, FakeUnitOfWorkFactory, TickingClock
+from tests.fakes import EPOCH, FakeKeyHasher, FakeUnitOfWorkFactory, FixedClock, TickingClock
 
 
 @pytest.fixture
@@ -182,3 +182,54 @@ async def test_bootstrap_creates_a_new_admin_key_when_every_key_was_revoked(
     assert second is not None
     assert second.secret != first.secret
     assert await keys.authenticate(second.secret) == Principal(BOOTSTRAP_KEY_NAME)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture
+def caching_keys(unit_of_work: FakeUnitOfWorkFactory, clock: FixedClock) -> KeyService:
+    return KeyService(
+        unit_of_work=unit_of_work,
+        hasher=FakeKeyHasher(),
+        clock=clock,
+        cache_ttl=timedelta(seconds=10),
+    )
+
+
+async def test_a_remembered_key_is_not_looked_up_again_within_the_cache_ttl(
+    caching_keys: KeyService, unit_of_work: FakeUnitOfWorkFactory
+) -> None:
+    issued = await caching_keys.create("alice")
+    await caching_keys.authenticate(issued.secret)
+    lookups = len(unit_of_work.units)
+
+    assert await caching_keys.authenticate(issued.secret) == Principal("alice")
+    assert len(unit_of_work.units) == lookups
+
+
+async def test_a_key_revoked_elsewhere_stops_working_once_the_cache_ttl_has_passed(
+    caching_keys: KeyService, unit_of_work: FakeUnitOfWorkFactory, clock: FixedClock
+) -> None:
+    issued = await caching_keys.create("alice")
+    await caching_keys.authenticate(issued.secret)
+    other_process = KeyService(unit_of_work=unit_of_work, hasher=FakeKeyHasher(), clock=clock)
+    await other_process.revoke("alice")
+
+    assert await caching_keys.authenticate(issued.secret) == Principal("alice")
+    clock.at += timedelta(seconds=10)
+    with pytest.raises(AuthenticationFailed):
+        await caching_keys.authenticate(issued.secret)
+
+
+async def test_a_key_revoked_through_the_same_service_stops_working_at_once(
+    caching_keys: KeyService,
+) -> None:
+    issued = await caching_keys.create("alice")
+    await caching_keys.authenticate(issued.secret)
+    await caching_keys.revoke("alice")
+
+    with pytest.raises(AuthenticationFailed):
+        await caching_keys.authenticate(issued.secret)
