@@ -417,7 +417,8 @@ def _report(
         )
     print(
         "note: the bare app requires an 'Authorization: Bearer' header but does not look the "
-        "key up; the real server checks it against the database on every request."
+        "key up; the real server checks it (against the database, then from memory for "
+        "IMAGETAG_AUTH_CACHE_SECONDS)."
     )
 
 

@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
-from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -19,8 +18,8 @@ from imagetag import __version__
 from imagetag.domain.errors import ImagetagError
 from imagetag.entrypoints.container import Container, build_container, close_container
 from imagetag.entrypoints.http import routes_health, routes_images
-from imagetag.entrypoints.http.auth import PUBLIC_PATHS, ApiKeyAuthenticationMiddleware
-from imagetag.entrypoints.http.dependencies import DEPENDENCIES
+from imagetag.entrypoints.http.auth import api_key_authentication
+from imagetag.entrypoints.http.dependencies import dependencies_for
 from imagetag.entrypoints.http.problems import (
     domain_error_handler,
     http_exception_handler,
@@ -69,8 +68,8 @@ def create_app(container: Container | None = None) -> Litestar:
             routes_images.get_image,
             routes_images.get_image_content,
         ],
-        dependencies=DEPENDENCIES,
-        middleware=[DefineMiddleware(ApiKeyAuthenticationMiddleware, exclude=list(PUBLIC_PATHS))],
+        dependencies=dependencies_for(container),
+        middleware=[api_key_authentication(container.keys())],
         exception_handlers={
             ImagetagError: domain_error_handler,
             HTTPException: http_exception_handler,

@@ -1,43 +1,59 @@
-"""Bearer API-key authentication for every route but health and docs."""
+"""Bearer API-key authentication for every route but health and docs.
+
+A plain ASGI middleware rather than Litestar's authentication base class: it runs on every
+request, and the leaner layer halves its cost (see bench/read).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
-from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException
-from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from imagetag.domain.errors import AuthenticationFailed
 from imagetag.services.keys import KeyService
 
-PUBLIC_PATHS = ("^/health$", "^/schema")
+PUBLIC_PATHS = ("/health", "/schema")
 
 
-class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
-    async def authenticate_request(
-        self, connection: ASGIConnection[Any, Any, Any, Any]
-    ) -> AuthenticationResult:
-        # Scanning the raw header list skips building a Headers object on the hot path.
-        header = next(
-            (
-                value.decode("latin-1")
-                for name, value in connection.scope["headers"]
-                if name.lower() == b"authorization"
-            ),
-            None,
+def _is_public(path: str) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in PUBLIC_PATHS)
+
+
+def _bearer_secret(scope: Scope) -> str:
+    header = next(
+        (
+            value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name.lower() == b"authorization"
+        ),
+        None,
+    )
+    if not header:
+        raise NotAuthorizedException(
+            "this endpoint needs an API key: send 'Authorization: Bearer <key>'"
         )
-        if not header:
-            raise NotAuthorizedException(
-                "this endpoint needs an API key: send 'Authorization: Bearer <key>'"
-            )
-        scheme, _, secret = header.partition(" ")
-        secret = secret.strip()
-        if scheme.casefold() != "bearer" or not secret:
-            raise NotAuthorizedException("the Authorization header must read 'Bearer <key>'")
-        keys: KeyService = connection.app.state.container.keys()
-        try:
-            principal = await keys.authenticate(secret)
-        except AuthenticationFailed as error:
-            raise NotAuthorizedException(str(error)) from None
-        return AuthenticationResult(user=principal, auth=None)
+    scheme, _, secret = header.partition(" ")
+    secret = secret.strip()
+    if scheme.casefold() != "bearer" or not secret:
+        raise NotAuthorizedException("the Authorization header must read 'Bearer <key>'")
+    return secret
+
+
+def api_key_authentication(keys: KeyService) -> Callable[[ASGIApp], ASGIApp]:
+    """Middleware that puts the caller's ``Principal`` in ``scope["user"]`` or answers 401."""
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def authenticate(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == ScopeType.HTTP and not _is_public(scope["path"]):
+                try:
+                    scope["user"] = await keys.authenticate(_bearer_secret(scope))
+                except AuthenticationFailed as error:
+                    raise NotAuthorizedException(str(error)) from None
+            await app(scope, receive, send)
+
+        return authenticate
+
+    return middleware

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, TypeAlias
 
-from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import SkipValidationMarker
 
@@ -19,25 +18,20 @@ ActiveSettings: TypeAlias = NamedDependency[Annotated[Settings, SkipValidationMa
 ActiveDetector: TypeAlias = NamedDependency[Annotated[Detector, SkipValidationMarker()]]
 
 
-def _container(state: State) -> Container:
-    container: Container = state.container
-    return container
+def dependencies_for(container: Container) -> dict[str, Provide]:
+    """Providers without parameters, so Litestar has nothing to resolve per request."""
 
+    def images() -> ImageService:
+        return container.images()
 
-def provide_images(state: State) -> ImageService:
-    return _container(state).images()
+    def settings() -> Settings:
+        return container.settings()
 
+    def detector() -> Detector:
+        return container.detector()
 
-def provide_settings(state: State) -> Settings:
-    return _container(state).settings()
-
-
-def provide_detector(state: State) -> Detector:
-    return _container(state).detector()
-
-
-DEPENDENCIES = {
-    "images": Provide(provide_images, sync_to_thread=False),
-    "settings": Provide(provide_settings, sync_to_thread=False),
-    "detector": Provide(provide_detector, sync_to_thread=False),
-}
+    return {
+        "images": Provide(images, sync_to_thread=False),
+        "settings": Provide(settings, sync_to_thread=False),
+        "detector": Provide(detector, sync_to_thread=False),
+    }

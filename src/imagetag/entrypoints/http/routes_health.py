@@ -9,7 +9,7 @@ from imagetag.entrypoints.http.dependencies import ActiveDetector, ActiveSetting
 from imagetag.entrypoints.http.schemas import HealthBody, detector_body
 
 
-@get("/health", summary="Service health and the active detector", exclude_from_auth=True)
+@get("/health", summary="Service health and the active detector")
 async def health(settings: ActiveSettings, detector: ActiveDetector) -> HealthBody:
     return HealthBody(
         status="ok",
