@@ -32,7 +32,10 @@ class PillowImageInspector:
                         )
                     media_type = image.get_format_mimetype() or "application/octet-stream"
                     # Decoding the pixels catches truncated and corrupt files that a
-                    # header-only read would accept.
+                    # header-only read would accept. JPEG can decode at 1/8 scale: every
+                    # byte is still read and checked, for half the time (bench/detect).
+                    if image.format == "JPEG":
+                        image.draft(image.mode, (max(width // 8, 1), max(height // 8, 1)))
                     image.load()
         except (Image.DecompressionBombWarning, Image.DecompressionBombError):
             raise ImageTooLarge("image has too many pixels to decode safely") from None

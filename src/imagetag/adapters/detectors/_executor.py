@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Generic, TypeVar
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -139,6 +140,20 @@ def decode_rgb(data: bytes, *, max_side: int | None = None) -> RgbImage:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise DetectionFailed(f"the image could not be decoded: {describe_error(error)}") from None
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def decode_bgr(data: bytes) -> RgbImage:
+    """Decode image bytes to BGR pixels (OpenCV's order), upright by their EXIF orientation.
+
+    OpenCV decodes JPEG and PNG straight into one array and applies the orientation tag
+    itself, several times cheaper than Pillow's decode, transpose and convert copies (see
+    bench/detect). Formats OpenCV cannot read, and damaged data, go through Pillow, which
+    also gives the clearer error.
+    """
+    pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if pixels is not None:
+        return pixels.astype(np.uint8, copy=False)
+    return cv2.cvtColor(decode_rgb(data), cv2.COLOR_RGB2BGR).astype(np.uint8, copy=False)
 
 
 def file_sha256(path: Path) -> str:

@@ -23,7 +23,7 @@ from imagetag.adapters.detectors._executor import (
     RgbImage,
     ThreadedDetector,
     check_thresholds,
-    decode_rgb,
+    decode_bgr,
     distribution_version,
     file_sha256,
     unit_clip,
@@ -143,7 +143,7 @@ class OnnxYoloDetector(ThreadedDetector[_OnnxModel]):
         return model
 
     def _detect_sync(self, model: _OnnxModel, image: bytes) -> list[Detection]:
-        rgb = decode_rgb(image)
+        rgb = cv2.cvtColor(decode_bgr(image), cv2.COLOR_BGR2RGB).astype(np.uint8, copy=False)
         height, width = rgb.shape[:2]
         tensor, fit = _letterbox(rgb, model.height, model.width)
         output = _run(model, tensor.astype(model.input_dtype, copy=False))

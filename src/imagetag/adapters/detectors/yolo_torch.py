@@ -14,7 +14,7 @@ import numpy.typing as npt
 from imagetag.adapters.detectors._executor import (
     ThreadedDetector,
     check_thresholds,
-    decode_rgb,
+    decode_bgr,
     distribution_version,
     file_sha256,
     unit_clip,
@@ -181,10 +181,10 @@ class UltralyticsYoloDetector(ThreadedDetector["YOLO"]):
         return result
 
     def _detect_sync(self, model: YOLO, image: bytes) -> list[Detection]:
-        rgb = decode_rgb(image)
-        height, width = rgb.shape[:2]
         # Ultralytics takes arrays in OpenCV's BGR order.
-        boxes = self._predict(model, np.ascontiguousarray(rgb[..., ::-1])).boxes
+        bgr = decode_bgr(image)
+        height, width = bgr.shape[:2]
+        boxes = self._predict(model, bgr).boxes
         if boxes is None:
             return []
         corners = _as_numpy(boxes.xyxy).astype(np.float64).tolist()
