@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 
 import typer
-import uvicorn
 
 from imagetag.entrypoints.cli.runtime import console, load_settings, prepare_database, run
 from imagetag.entrypoints.container import build_container, close_container
-from imagetag.entrypoints.http.app import create_app
 
 
 def serve(
@@ -47,6 +45,11 @@ def serve(
             f"http://{settings.host}:{settings.port}/images\n",
             flush=True,
         )
+    # Imported here so that the other commands do not pay for the web stack.
+    import uvicorn
+
+    from imagetag.entrypoints.http.app import create_app
+
     app = create_app(container)
     uvicorn.run(
         app,
