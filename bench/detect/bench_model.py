@@ -39,13 +39,19 @@ def sample_images() -> list[Path]:
     return [assets / "bus.jpg", assets / "zidane.jpg"]
 
 
-def build_model_files(workdir: Path, *, model_yaml: str, image_size: int) -> tuple[Path, Path]:
-    """A randomly initialised network saved as ``.pt`` and exported to ``.onnx`` in ``workdir``."""
+def build_model_files(
+    workdir: Path, *, model_yaml: str, image_size: int, checkpoint: Path | None = None
+) -> tuple[Path, Path]:
+    """A randomly initialised network saved as ``.pt`` and exported to ``.onnx`` in ``workdir``.
+
+    Given a ``checkpoint``, that one is exported instead (next to it) and nothing is built.
+    """
     configure_ultralytics_offline(workdir / "ultralytics")
     from ultralytics.models import YOLO
 
-    checkpoint = workdir / f"{Path(model_yaml).stem}.pt"
-    YOLO(model_yaml).save(checkpoint)
+    if checkpoint is None:
+        checkpoint = workdir / f"{Path(model_yaml).stem}.pt"
+        YOLO(model_yaml).save(checkpoint)
     exported = Path(YOLO(str(checkpoint)).export(format="onnx", imgsz=image_size))
     return checkpoint, exported
 
@@ -80,8 +86,11 @@ def measure_model_paths(
     image_size: int = 640,
     threads: int | None = None,
     workdir: Path | None = None,
+    checkpoint: Path | None = None,
 ) -> dict[str, Any]:
     """Time UltralyticsYoloDetector and OnnxYoloDetector on one network; milliseconds.
+
+    ``checkpoint`` times that ``.pt`` (and its ONNX export) rather than a newly built one.
 
     Returns ``{"torch": {...}, "onnx": {...}, "onnx_over_torch": float, ...}`` where each
     detector maps image names (and ``"all"``) to median latencies.
@@ -93,7 +102,7 @@ def measure_model_paths(
     with tempfile.TemporaryDirectory(prefix="imagetag-bench-") as scratch:
         directory = workdir or Path(scratch)
         checkpoint, exported = build_model_files(
-            directory, model_yaml=model_yaml, image_size=image_size
+            directory, model_yaml=model_yaml, image_size=image_size, checkpoint=checkpoint
         )
         torch_detector = UltralyticsYoloDetector(
             checkpoint, config_dir=directory / "ultralytics", image_size=image_size, threads=threads
@@ -108,7 +117,7 @@ def measure_model_paths(
             onnx_detector.close()
 
     return {
-        "model": Path(model_yaml).stem,
+        "model": checkpoint.stem,
         "image_size": image_size,
         "repeats": repeats,
         "images": [path.name for path in images],

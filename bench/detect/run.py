@@ -1,0 +1,757 @@
+"""What imagetag adds around one YOLO model: its API and its CLI against ultralytics alone.
+
+    .venv/bin/python bench/detect/run.py [--quick] [--quiet-budget SECONDS]
+
+One run, one randomly initialised YOLO11n checkpoint (built from ``yolo11n.yaml``, nothing
+downloaded), one folder of re-encoded copies of the ultralytics sample photos:
+
+1. median latency of ``POST /images`` (multipart, ``detect=true``) on a real ``imagetag
+   serve``, one request at a time, against direct calls (no HTTP) on the same images of
+   ``YOLO.predict`` and of imagetag's ``UltralyticsYoloDetector.detect``, each in a lean
+   process of its own like the server (``direct_worker.py``); the three take turns, in
+   rounds, never running at the same time;
+2. images per second of ``imagetag tag --detect DIR`` against ``yolo predict source=DIR``,
+   both whole processes timed wall-clock, interleaved;
+3. onnxruntime against torch per image (``bench_model.measure_model_paths``).
+
+Every block waits (within a budget) for other processes to leave the CPU and reports the
+CPU they took while it ran. Everything runs on loopback, offline, in a temporary directory
+removed at the end; every subprocess is stopped on any exit. See README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import http.client
+import importlib.util
+import json
+import os
+import platform
+import select
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench_model import measure_model_paths
+from host_load import Block, HostLoad
+from PIL import Image
+
+from imagetag.adapters.detectors.ultralytics_env import configure_ultralytics_offline
+
+BIN = Path(sys.executable).parent
+HERE = Path(__file__).resolve().parent
+HOST = "127.0.0.1"
+MODEL_YAML = "yolo11n.yaml"
+IMAGE_SIZE = 640
+CONFIDENCE = 0.25
+IOU = 0.7
+SERVER_GOAL = 1.10
+CLI_GOAL = 1.0
+NOISY_CORES = 0.25
+STARTUP_SECONDS = 120.0
+REQUEST_TIMEOUT_SECONDS = 60.0
+CLI_TIMEOUT_SECONDS = 600.0
+
+TAG = "imagetag tag --detect"
+TAG_PLAIN = "imagetag tag (no detect)"
+YOLO_SQUARE = "yolo predict rect=False"
+YOLO_DEFAULT = "yolo predict"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much to measure; ``--quick`` shrinks every count."""
+
+    name: str
+    images: int
+    rounds: int
+    per_round: int
+    warm_up: int
+    processes: int
+    cli_runs: int
+    model_repeats: int
+    quiet_budget: float
+
+
+FULL = Plan("full", images=40, rounds=6, per_round=20, warm_up=5, processes=2, cli_runs=2,
+            model_repeats=2, quiet_budget=240.0)  # fmt: skip
+QUICK = Plan("quick", images=20, rounds=2, per_round=10, warm_up=2, processes=1, cli_runs=1,
+             model_repeats=1, quiet_budget=30.0)  # fmt: skip
+
+
+@dataclass
+class Latencies:
+    """Milliseconds per call of one way of detecting, by round, with each round's host load."""
+
+    rounds: list[list[float]] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(value for one_round in self.rounds for value in one_round)
+
+    @property
+    def calls(self) -> int:
+        return sum(len(one_round) for one_round in self.rounds)
+
+    def round_median(self, index: int) -> float:
+        return statistics.median(self.rounds[index])
+
+
+@dataclass(frozen=True)
+class CliRun:
+    seconds: float
+    images: int
+    block: Block
+
+    @property
+    def rate(self) -> float:
+        return self.images / self.seconds
+
+
+@dataclass(frozen=True)
+class Part1:
+    server: Latencies
+    predict: Latencies
+    adapter: Latencies
+    agreement: str
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer images and repetitions")
+    parser.add_argument(
+        "--quiet-budget",
+        type=float,
+        default=None,
+        help="total seconds to spend waiting for other processes to go quiet (full 240, quick 30)",
+    )
+    arguments = parser.parse_args(argv)
+    plan = QUICK if arguments.quick else FULL
+    budget = plan.quiet_budget if arguments.quiet_budget is None else arguments.quiet_budget
+    load = HostLoad(threshold=NOISY_CORES, budget_seconds=budget)
+    # Let SIGTERM unwind like Ctrl-C does, so every subprocess is stopped either way.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-detect-") as scratch:
+        workdir = Path(scratch)
+        configure_ultralytics_offline(workdir / "ultralytics-bench")
+        cores = _available_cores()
+        checkpoint = build_checkpoint(workdir / "model")
+        images = prepare_images(workdir / "images", plan.images)
+        print(
+            f"{checkpoint.name} (random weights from {MODEL_YAML}), {len(images)} distinct JPEGs, "
+            f"{cores} cores; {platform.python_implementation()} {platform.python_version()}, "
+            f"{_versions()}\n{_provenance()}"
+        )
+        env = offline_env(workdir)
+
+        print("\n1. POST /images with detect=true against direct calls of the same model")
+        part1 = _measure_server_and_direct(workdir, env, checkpoint, images, plan, cores, load)
+        print(f"   detections on {images[0].name}: {part1.agreement}")
+
+        print("\n2. imagetag tag against yolo predict, whole processes, wall-clock")
+        cli = _measure_cli(workdir, env, checkpoint, images, plan, load)
+
+        print("\n3. onnxruntime against torch per image (bench_model.measure_model_paths)")
+        load.wait_for_quiet()
+        with load.measure() as model_block:
+            model_paths = measure_model_paths(
+                repeats=plan.model_repeats,
+                images=images,
+                model_yaml=MODEL_YAML,
+                image_size=IMAGE_SIZE,
+                threads=cores,
+                workdir=workdir / "model",
+                checkpoint=checkpoint,
+            )
+        print(
+            f"   torch {model_paths['torch']['all']:.1f} ms, onnx {model_paths['onnx']['all']:.1f} "
+            f"ms per image, median over {len(images)} images x {plan.model_repeats} "
+            f"(others used {model_block.foreign_cores:.2f} cores meanwhile)"
+        )
+
+    _summary(plan, part1, cli, model_paths, model_block, cores, load)
+    print(f"\ntotal {time.monotonic() - started:.0f} s")
+    return 0
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+
+def _sample_photos() -> list[Path]:
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("ultralytics is not installed: pip install 'imagetag[yolo]'")
+    assets = Path(next(iter(spec.submodule_search_locations))) / "assets"
+    return [assets / "bus.jpg", assets / "zidane.jpg"]
+
+
+def prepare_images(folder: Path, count: int) -> list[Path]:
+    """``count`` JPEGs alternating the two photos, each at its own quality so no two match."""
+    folder.mkdir(parents=True)
+    photos = _sample_photos()
+    paths = []
+    for index in range(count):
+        photo = photos[index % len(photos)]
+        path = folder / f"{photo.stem}-{index:03d}.jpg"
+        with Image.open(photo) as opened:
+            opened.convert("RGB").save(path, "JPEG", quality=95 - index // len(photos))
+        paths.append(path)
+    digests = {hashlib.sha256(path.read_bytes()).hexdigest() for path in paths}
+    if len(digests) != count:
+        raise SystemExit(f"expected {count} distinct images, made {len(digests)}")
+    return paths
+
+
+def build_checkpoint(folder: Path) -> Path:
+    from ultralytics.models import YOLO
+
+    folder.mkdir(parents=True)
+    checkpoint = folder / f"{Path(MODEL_YAML).stem}.pt"
+    YOLO(MODEL_YAML).save(checkpoint)
+    return checkpoint
+
+
+def _with_comment(jpeg: bytes, text: str) -> bytes:
+    """The same JPEG with a COM segment: new bytes (so a new blob to store), same pixels."""
+    if jpeg[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG")
+    payload = text.encode()
+    return jpeg[:2] + b"\xff\xfe" + (len(payload) + 2).to_bytes(2, "big") + payload + jpeg[2:]
+
+
+def offline_env(workdir: Path) -> dict[str, str]:
+    """The environment of every subprocess: no IMAGETAG_* leaking in, ultralytics offline."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("IMAGETAG_")}
+    config = workdir / "ultralytics-subprocess"
+    config.mkdir()
+    env.update(
+        YOLO_OFFLINE="1",
+        YOLO_AUTOINSTALL="0",
+        YOLO_CONFIG_DIR=str(config),
+        YOLO_VERBOSE="False",
+        MPLCONFIGDIR=str(config / "matplotlib"),
+        ORT_DISABLE_TELEMETRY="1",
+    )
+    return env
+
+
+def _imagetag_env(env: dict[str, str], data_dir: Path, checkpoint: Path) -> dict[str, str]:
+    return {
+        **env,
+        "IMAGETAG_DATA_DIR": str(data_dir),
+        "IMAGETAG_DETECTOR": "yolo",
+        "IMAGETAG_YOLO_MODEL": str(checkpoint),
+        "IMAGETAG_DETECT_CONFIDENCE": str(CONFIDENCE),
+        "IMAGETAG_DETECT_IOU": str(IOU),
+        "IMAGETAG_LOG_LEVEL": "warning",
+    }
+
+
+# --- part 1: the server against direct calls ------------------------------------------------
+
+
+RunImages = Callable[[list[int]], tuple[list[float], list[int]]]
+"""Runs the images at these indices one at a time: milliseconds and detections of each."""
+
+
+def _measure_server_and_direct(
+    workdir: Path,
+    env: dict[str, str],
+    checkpoint: Path,
+    images: list[Path],
+    plan: Plan,
+    cores: int,
+    load: HostLoad,
+) -> Part1:
+    server, predict, adapter = Latencies(), Latencies(), Latencies()
+    with contextlib.ExitStack() as stack:
+        # Several processes per way: each process has its own steady speed (a few percent
+        # apart, from memory layout), which would otherwise pass for a difference of ways.
+        ways: list[tuple[str, Latencies, RunImages]] = []
+        for number in range(plan.processes):
+            serving = _serving(number, workdir, env, checkpoint, images, load)
+            ways.append(("server", server, stack.enter_context(serving)))
+            for kind, latencies in (("YOLO.predict", predict), ("adapter", adapter)):
+                worker = _worker(kind, number, checkpoint, cores, env, workdir, load)
+                ways.append((kind, latencies, stack.enter_context(worker).runner(images)))
+
+        warm = list(range(plan.warm_up))
+        found: dict[str, int] = {}
+        for name, _, run_images in ways:
+            run_images(warm)
+            found.setdefault(name, run_images([0])[1][0])
+        agreement = ", ".join(f"{name} {count}" for name, count in found.items())
+
+        for round_number in range(plan.rounds):
+            # Each round takes the next slice of the folder, wrapping around, and starts
+            # with the next way, so no way always follows the same one.
+            chosen = [
+                (round_number * plan.per_round + offset) % len(images)
+                for offset in range(plan.per_round)
+            ]
+            shift = round_number % len(ways)
+            timings: dict[int, list[float]] = {id(latencies): [] for _, latencies, _ in ways}
+            blocks = []
+            for _, latencies, run_images in ways[shift:] + ways[:shift]:
+                load.wait_for_quiet()
+                run_images(chosen[:1])  # untimed: the turn's caches and connection
+                with load.measure() as block:
+                    timings[id(latencies)] += run_images(chosen)[0]
+                latencies.blocks.append(block)
+                blocks.append(block)
+            for latencies in (server, predict, adapter):
+                latencies.rounds.append(timings[id(latencies)])
+            print(
+                f"   round {round_number + 1}/{plan.rounds}, {len(chosen)} images x "
+                f"{plan.processes} process(es), median ms: server {server.round_median(-1):.1f}, "
+                f"YOLO.predict {predict.round_median(-1):.1f}, adapter "
+                f"{adapter.round_median(-1):.1f}; others' cores up to "
+                f"{max(block.foreign_cores for block in blocks):.2f}"
+            )
+    return Part1(server, predict, adapter, agreement)
+
+
+@contextlib.contextmanager
+def _serving(
+    number: int,
+    workdir: Path,
+    env: dict[str, str],
+    checkpoint: Path,
+    images: list[Path],
+    load: HostLoad,
+) -> Iterator[RunImages]:
+    """An ``imagetag serve`` of its own (data dir, key, port), as a way to run images."""
+    server_env = _imagetag_env(env, workdir / f"server-data-{number}", checkpoint)
+    key = _run(server_env, [str(BIN / "imagetag"), "keys", "create", "bench"])[1]
+    key = key.strip().splitlines()[-1].strip()
+    port = _free_port()
+    encoded = [path.read_bytes() for path in images]
+
+    def over_http(indices: list[int]) -> tuple[list[float], list[int]]:
+        timings, found = [], []
+        with _connection(port) as connection:
+            for index in indices:
+                # Unique bytes per request, same pixels: each upload is a new blob, as in use.
+                upload = _with_comment(encoded[index], uuid.uuid4().hex)
+                began = time.perf_counter()
+                image = _post_image(connection, key, upload, images[index].name)
+                timings.append((time.perf_counter() - began) * 1000)
+                found.append(len(image["detections"]))
+        return timings, found
+
+    command = [str(BIN / "imagetag"), "serve", "--host", HOST, "--port", str(port)]
+    with _server(command, server_env, workdir / f"server-{number}.log", port, load):
+        yield over_http
+
+
+class Worker:
+    """A ``direct_worker.py`` process: one model, asked to time images over a pipe."""
+
+    def __init__(self, process: subprocess.Popen[bytes], log: Path) -> None:
+        self._process = process
+        self._log = log
+
+    def runner(self, images: list[Path]) -> RunImages:
+        return lambda indices: self.ask([images[index] for index in indices])
+
+    def ask(self, paths: list[Path]) -> tuple[list[float], list[int]]:
+        """Milliseconds and detections per image, timed inside the worker."""
+        assert self._process.stdin is not None
+        self._process.stdin.write(json.dumps({"paths": [str(path) for path in paths]}).encode())
+        self._process.stdin.write(b"\n")
+        self._process.stdin.flush()
+        answer = self.read(REQUEST_TIMEOUT_SECONDS * max(len(paths), 1))
+        return answer["ms"], answer["detections"]
+
+    def read(self, timeout: float) -> dict[str, Any]:
+        assert self._process.stdout is not None
+        ready, _, _ = select.select([self._process.stdout], [], [], timeout)
+        line = self._process.stdout.readline() if ready else b""
+        if not line:
+            raise SystemExit(
+                f"the direct worker did not answer (exit {self._process.poll()}):\n"
+                f"{self._log.read_text()}"
+            )
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+
+@contextlib.contextmanager
+def _worker(
+    name: str,
+    number: int,
+    checkpoint: Path,
+    cores: int,
+    env: dict[str, str],
+    workdir: Path,
+    load: HostLoad,
+) -> Iterator[Worker]:
+    """A direct worker (YOLO.predict or adapter), loaded and warm, stopped on the way out."""
+    kind = "predict" if name == "YOLO.predict" else "adapter"
+    config = workdir / f"ultralytics-{kind}-{number}"
+    command = [sys.executable, str(HERE / "direct_worker.py"), kind, str(checkpoint)]
+    log = workdir / f"{kind}-{number}.log"
+    with log.open("wb") as errors:
+        process = subprocess.Popen(
+            [*command, str(cores), str(config)],
+            env={**env, "YOLO_CONFIG_DIR": str(config)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            start_new_session=True,
+        )
+        load.own_pids.add(process.pid)
+        try:
+            worker = Worker(process, log)
+            worker.read(STARTUP_SECONDS)
+            yield worker
+        finally:
+            _stop(process)
+            load.own_pids.discard(process.pid)
+
+
+@contextlib.contextmanager
+def _connection(port: int) -> Iterator[http.client.HTTPConnection]:
+    connection = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT_SECONDS)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def _multipart(data: bytes, filename: str) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    body = b"".join(
+        [
+            f"--{boundary}\r\n".encode(),
+            b'Content-Disposition: form-data; name="detect"\r\n\r\ntrue\r\n',
+            f"--{boundary}\r\n".encode(),
+            f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'.encode(),
+            b"Content-Type: image/jpeg\r\n\r\n",
+            data,
+            f"\r\n--{boundary}--\r\n".encode(),
+        ]
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def _post_image(
+    connection: http.client.HTTPConnection, key: str, data: bytes, filename: str
+) -> dict[str, Any]:
+    body, content_type = _multipart(data, filename)
+    connection.request(
+        "POST",
+        "/images",
+        body=body,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": content_type},
+    )
+    response = connection.getresponse()
+    payload = response.read()
+    if response.status != 200:
+        raise SystemExit(f"POST /images answered {response.status}: {payload[:500]!r}")
+    image: dict[str, Any] = json.loads(payload)
+    if image.get("detection_status") != "succeeded":
+        raise SystemExit(f"detection did not succeed: {image}")
+    return image
+
+
+# --- part 2: the CLIs -----------------------------------------------------------------------
+
+
+def _measure_cli(
+    workdir: Path,
+    env: dict[str, str],
+    checkpoint: Path,
+    images: list[Path],
+    plan: Plan,
+    load: HostLoad,
+) -> dict[str, list[CliRun]]:
+    folder = images[0].parent
+    yolo_cwd = workdir / "yolo-cwd"
+    yolo_cwd.mkdir()
+    yolo = [
+        str(BIN / "yolo"),
+        "predict",
+        f"model={checkpoint}",
+        f"source={folder}",
+        f"imgsz={IMAGE_SIZE}",
+        f"conf={CONFIDENCE}",
+        f"iou={IOU}",
+        "save=False",
+        "verbose=False",
+    ]
+    tag = [str(BIN / "imagetag"), "tag", str(folder)]
+    runs: dict[str, list[CliRun]] = {TAG: [], YOLO_SQUARE: [], YOLO_DEFAULT: [], TAG_PLAIN: []}
+    for run_number in range(plan.cli_runs):
+        commands: list[tuple[str, list[str], dict[str, str], Path | None]] = [
+            (TAG, [*tag, "--detect"], _fresh_tag_env(env, workdir, checkpoint), None),
+            # The CLI's predict defaults to rect=True (minimal padding: less work on these
+            # non-square photos); rect=False is the square letterbox imagetag's adapter uses.
+            (YOLO_SQUARE, [*yolo, "rect=False"], env, yolo_cwd),
+            (YOLO_DEFAULT, yolo, env, yolo_cwd),
+            # Everything but the model: start-up, migrations, reading, sniffing, storing.
+            (TAG_PLAIN, tag, _fresh_tag_env(env, workdir, checkpoint), None),
+        ]
+        for name, command, command_env, cwd in commands:
+            load.wait_for_quiet()
+            with load.measure() as block:
+                seconds, output = _run(command_env, command, cwd=cwd)
+            if name in (TAG, TAG_PLAIN) and f"stored {len(images)} image(s)" not in output:
+                raise SystemExit(f"{name} did not store every image:\n{output}")
+            runs[name].append(CliRun(seconds, len(images), block))
+        print(
+            f"   run {run_number + 1}/{plan.cli_runs}, seconds (others' cores): "
+            + ", ".join(
+                f"{name} {found[-1].seconds:.2f} ({found[-1].block.foreign_cores:.2f})"
+                for name, found in runs.items()
+            )
+        )
+    return runs
+
+
+def _fresh_tag_env(env: dict[str, str], workdir: Path, checkpoint: Path) -> dict[str, str]:
+    data_dir = Path(tempfile.mkdtemp(prefix="tag-data-", dir=workdir))
+    return _imagetag_env(env, data_dir, checkpoint)
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+def _run(env: dict[str, str], command: list[str], cwd: Path | None = None) -> tuple[float, str]:
+    """Run a command to completion in its own session; wall-clock seconds and stdout."""
+    began = time.perf_counter()
+    process = subprocess.Popen(
+        command,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=CLI_TIMEOUT_SECONDS)
+    finally:
+        _stop(process)
+    seconds = time.perf_counter() - began
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{stdout}\n{stderr}")
+    return seconds, stdout
+
+
+@contextlib.contextmanager
+def _server(
+    command: list[str], env: dict[str, str], log: Path, port: int, load: HostLoad
+) -> Iterator[None]:
+    """A server process in its own session, stopped (with all it started) on the way out."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        load.own_pids.add(process.pid)
+        try:
+            _wait_until_answering(process, port, log)
+            yield
+        finally:
+            _stop(process)
+            load.own_pids.discard(process.pid)
+
+
+def _wait_until_answering(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}:\n{log.read_text()}")
+        with contextlib.suppress(OSError), _connection(port) as connection:
+            connection.request("GET", "/health")
+            if connection.getresponse().status == 200:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"server did not answer on port {port} in {STARTUP_SECONDS} s")
+
+
+def _stop(process: subprocess.Popen[Any]) -> None:
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _available_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _provenance() -> str:
+    """Which imagetag is measured: its source folder and, in a git checkout, the commit."""
+    import imagetag
+
+    source = Path(imagetag.__file__).resolve().parent
+    described = subprocess.run(
+        ["git", "-C", str(source), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    commit = described.stdout.strip() if described.returncode == 0 else "not a git checkout"
+    return f"imagetag from {source} ({commit})"
+
+
+def _versions() -> str:
+    names = ("ultralytics-opencv-headless", "torch", "onnxruntime", "pillow", "litestar")
+    found = []
+    for name in names:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found.append(f"{name} {metadata.version(name)}")
+    return ", ".join(found)
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def _others(blocks: Sequence[Block]) -> str:
+    loads = [block.foreign_cores for block in blocks]
+    return f"{statistics.median(loads):.2f}/{max(loads):.2f}"
+
+
+def _summary(
+    plan: Plan,
+    part1: Part1,
+    cli: dict[str, list[CliRun]],
+    model_paths: dict[str, Any],
+    model_block: Block,
+    cores: int,
+    load: HostLoad,
+) -> None:
+    server, predict, adapter = part1.server, part1.predict, part1.adapter
+    ratio = server.median / predict.median
+    round_ratios = [
+        server.round_median(index) / predict.round_median(index)
+        for index in range(len(server.rounds))
+    ]
+    rows: list[tuple[str, str, str, str, str]] = [
+        ("1. POST /images detect=true, median ms", f"{server.median:.1f}", "", "",
+         _others(server.blocks)),
+        ("   YOLO.predict(path) direct, median ms", f"{predict.median:.1f}", "", "",
+         _others(predict.blocks)),
+        ("   adapter.detect(bytes) direct, median ms", f"{adapter.median:.1f}", "", "",
+         _others(adapter.blocks)),
+        ("   server / YOLO.predict", f"{ratio:.3f}", f"<= {SERVER_GOAL:.2f}",
+         _verdict(ratio <= SERVER_GOAL), ""),
+        ("   same, median of per-round ratios", f"{statistics.median(round_ratios):.3f}", "", "",
+         ""),
+        ("   server / adapter (HTTP and ingest)", f"{server.median / adapter.median:.2f}", "", "",
+         ""),
+        ("   adapter / YOLO.predict (decoding)", f"{adapter.median / predict.median:.2f}", "", "",
+         ""),
+    ]  # fmt: skip
+
+    best = {name: min(found, key=lambda run: run.seconds) for name, found in cli.items()}
+    for name in (TAG, YOLO_SQUARE, YOLO_DEFAULT, TAG_PLAIN):
+        prefix = "2. " if name == TAG else "   "
+        rows.append(
+            (
+                f"{prefix}{name}, images/s ({best[name].seconds:.1f} s)",
+                f"{best[name].rate:.2f}",
+                "",
+                "",
+                _others([run.block for run in cli[name]]),
+            )
+        )
+    for name in (YOLO_SQUARE, YOLO_DEFAULT):
+        cli_ratio = best[TAG].rate / best[name].rate
+        rows.append(
+            (
+                f"   imagetag / {name}",
+                f"{cli_ratio:.3f}",
+                f">= {CLI_GOAL:.2f}",
+                _verdict(cli_ratio >= CLI_GOAL),
+                "",
+            )
+        )
+
+    others = f"{model_block.foreign_cores:.2f}"
+    rows += [
+        ("3. torch adapter, median ms per image", f"{model_paths['torch']['all']:.1f}", "", "",
+         others),
+        ("   onnx adapter, median ms per image", f"{model_paths['onnx']['all']:.1f}", "", "",
+         others),
+        ("   onnx / torch", f"{model_paths['onnx_over_torch']:.2f}", "", "", ""),
+    ]  # fmt: skip
+
+    width = max(len(row[0]) for row in rows)
+    header = f"{'figure':<{width}}  {'value':>8}  {'goal':>7}  {'verdict':<7}  others' cores"
+    print(f"\nsummary ({plan.name} run, {cores} cores)")
+    print(header)
+    print("-" * len(header))
+    for name, value, goal, verdict, foreign in rows:
+        print(f"{name:<{width}}  {value:>8}  {goal:>7}  {verdict:<7}  {foreign}".rstrip())
+    print(
+        f"\n1: {server.calls} timed calls each ({plan.rounds} rounds x {plan.per_round} images x "
+        f"{plan.processes} process(es) per way), every process in turn, after {plan.warm_up} "
+        f"warm-up calls each and one more per turn; one model per process, torch at {cores} "
+        "threads in all."
+    )
+    print(
+        f"2: best (shortest wall-clock) of {plan.cli_runs} interleaved run(s) of each command over "
+        f"{best[TAG].images} images, process start and model load included; '{YOLO_DEFAULT}' is "
+        f"the CLI's default (rect=True), '{YOLO_SQUARE}' the adapter's letterbox."
+    )
+    print(
+        f"3: {model_paths['repeats']} repeat(s) per image after one warm-up pass, "
+        f"{model_paths['threads']} threads each."
+    )
+    noisy = [
+        block
+        for block in [
+            *server.blocks,
+            *predict.blocks,
+            *adapter.blocks,
+            *(run.block for runs in cli.values() for run in runs),
+            model_block,
+        ]
+        if block.foreign_cores >= NOISY_CORES
+    ]
+    print(
+        f"others' cores: CPU other processes on the host used during the measured blocks, "
+        f"median/max (1) or per block; {len(noisy)} block(s) at >= {NOISY_CORES} cores; "
+        f"{load.waited_seconds:.0f} s of {load.budget_seconds:.0f} s spent waiting for quiet."
+    )
+    if noisy:
+        print("the host was busy during some blocks: compare like rounds, or rerun when quiet.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
