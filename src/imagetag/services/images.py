@@ -105,25 +105,14 @@ class ImageService:
                 raise UrlFetchFailed(f"the URL did not answer with an image: {error}") from None
             raise
         sha256 = hashlib.sha256(data).hexdigest()
-        await self._blobs.put(sha256, data)
-
-        detections: tuple[Detection, ...] = ()
-        status = DetectionStatus.NOT_REQUESTED
-        failure: DetectionFailed | None = None
         if request.detect:
-            try:
-                detections = tuple(await self._detector.detect(data))
-                status = DetectionStatus.SUCCEEDED
-            except DetectionFailed as error:
-                logger.warning("detection failed for image %s: %s", sha256[:12], error)
-                status, failure = DetectionStatus.FAILED, error
-            except Exception as error:
-                # A faulty detector must not cost the caller their accepted image.
-                logger.exception("detector raised unexpectedly for image %s", sha256[:12])
-                status = DetectionStatus.FAILED
-                failure = DetectionFailed(
-                    f"the detector failed unexpectedly ({type(error).__name__})"
-                )
+            # Writing (and syncing) the blob waits on the disk while the model computes.
+            _, (detections, status, failure) = await asyncio.gather(
+                self._blobs.put(sha256, data), self._detect(data, sha256)
+            )
+        else:
+            await self._blobs.put(sha256, data)
+            detections, status, failure = (), DetectionStatus.NOT_REQUESTED, None
 
         new_image = NewImage(
             label=generate_label(
@@ -146,6 +135,21 @@ class ImageService:
             failure.image_id = image.id
             raise failure
         return image
+
+    async def _detect(
+        self, data: bytes, sha256: str
+    ) -> tuple[tuple[Detection, ...], DetectionStatus, DetectionFailed | None]:
+        """Run the detector; a failure is returned, to be recorded with the image."""
+        try:
+            return tuple(await self._detector.detect(data)), DetectionStatus.SUCCEEDED, None
+        except DetectionFailed as error:
+            logger.warning("detection failed for image %s: %s", sha256[:12], error)
+            return (), DetectionStatus.FAILED, error
+        except Exception as error:
+            # A faulty detector must not cost the caller their accepted image.
+            logger.exception("detector raised unexpectedly for image %s", sha256[:12])
+            failure = DetectionFailed(f"the detector failed unexpectedly ({type(error).__name__})")
+            return (), DetectionStatus.FAILED, failure
 
     async def _read_content(self, content: UploadedBytes | RemoteUrl) -> tuple[bytes, str | None]:
         if isinstance(content, RemoteUrl):
