@@ -81,9 +81,28 @@ def ultralytics_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def torch_detector(ultralytics_config_dir: Path) -> Iterator[UltralyticsYoloDetector]:
-    detector = UltralyticsYoloDetector(fall_weights_pt(), config_dir=ultralytics_config_dir)
+    # The square letterbox: the same pixels as the fixed-shape ONNX model, so they agree.
+    detector = UltralyticsYoloDetector(
+        fall_weights_pt(), config_dir=ultralytics_config_dir, square_letterbox=True
+    )
     yield detector
     detector.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(MIN_NORMAL))
+async def test_yolo_on_torch_with_its_own_padding_finds_the_same_people(
+    ultralytics_config_dir: Path, name: str
+) -> None:
+    detector = UltralyticsYoloDetector(fall_weights_pt(), config_dir=ultralytics_config_dir)
+    try:
+        found = await detector.detect(image_bytes(name))
+    finally:
+        detector.close()
+
+    assert sum(detection.name == "normal" for detection in found) >= MIN_NORMAL[name]
+    assert_sane(found, min_confidence=0.25)
+    assert ("letterbox", "minimal") in detector.info.parameters
 
 
 @pytest.fixture(scope="module")
@@ -451,7 +470,7 @@ async def main():
     data = photo.read_bytes()
     found = {}
     for detector in (
-        UltralyticsYoloDetector(weights, config_dir=config_dir),
+        UltralyticsYoloDetector(weights, config_dir=config_dir, square_letterbox=True),
         OnnxYoloDetector(onnx_model),
     ):
         detections = await detector.detect(data)

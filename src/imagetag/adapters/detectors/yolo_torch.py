@@ -51,7 +51,9 @@ class UltralyticsYoloDetector(ThreadedDetector["YOLO"]):
     Nothing is downloaded unless ``allow_download`` is set: weights missing at construction
     raise ``DetectorUnavailable``. The model is loaded on the first image, or by ``load()``.
     A bare file name is looked up in ``models_dir``. ``threads`` sets torch's intra-op
-    threads, process-wide (default: every core this process may use).
+    threads, process-wide (default: every core this process may use). Photos are padded
+    as ``yolo predict`` pads them, unless ``square_letterbox`` asks for the square input a
+    fixed-shape ONNX export sees (same pixels, same boxes as ``OnnxYoloDetector``).
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class UltralyticsYoloDetector(ThreadedDetector["YOLO"]):
         allow_download: bool = False,
         models_dir: Path | None = None,
         threads: int | None = None,
+        square_letterbox: bool = False,
     ) -> None:
         check_thresholds(confidence, iou)
         if image_size < 32:
@@ -79,6 +82,7 @@ class UltralyticsYoloDetector(ThreadedDetector["YOLO"]):
         self._image_size = image_size
         self._allow_download = allow_download
         self._threads = threads
+        self._square = square_letterbox
         self._library_version = (
             f"ultralytics {distribution_version('ultralytics', 'ultralytics-opencv-headless')}"
             f"; torch {distribution_version('torch')}"
@@ -103,7 +107,10 @@ class UltralyticsYoloDetector(ThreadedDetector["YOLO"]):
             model_sha256=self._weights_sha256(),
             confidence_threshold=self._confidence,
             iou_threshold=self._iou,
-            parameters=(("image_size", str(self._image_size)),),
+            parameters=(
+                ("image_size", str(self._image_size)),
+                ("letterbox", "square" if self._square else "minimal"),
+            ),
         )
 
     def _weights_sha256(self) -> str | None:
@@ -169,10 +176,10 @@ class UltralyticsYoloDetector(ThreadedDetector["YOLO"]):
             conf=self._confidence,
             iou=self._iou,
             imgsz=self._image_size,
-            # Square letterbox, as a fixed-shape ONNX export must use: both backends then see
-            # the same pixels and agree. The default (rect) pads less, so is 20-40% faster on
-            # non-square photos, but it moves objects at the image edge in or out of results.
-            rect=False,
+            # Ultralytics' own default pads non-square photos only to a multiple of the stride:
+            # 20-40% less work than the square letterbox a fixed-shape ONNX export needs. The
+            # square one makes both backends see the same pixels and agree box for box.
+            rect=not self._square,
             verbose=False,
             save=False,
         )
