@@ -69,8 +69,8 @@ def _predict(checkpoint: Path, threads: int) -> Callable[[Path], int]:
             imgsz=IMAGE_SIZE,
             conf=CONFIDENCE,
             iou=IOU,
-            # The adapter's square letterbox.
-            rect=False,
+            # ultralytics' default padding, as the adapter uses by default.
+            rect=True,
             verbose=False,
             save=False,
         )

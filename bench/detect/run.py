@@ -500,7 +500,8 @@ def _measure_cli(
         commands: list[tuple[str, list[str], dict[str, str], Path | None]] = [
             (TAG, [*tag, "--detect"], _fresh_tag_env(env, workdir, checkpoint), None),
             # The CLI's predict defaults to rect=True (minimal padding: less work on these
-            # non-square photos); rect=False is the square letterbox imagetag's adapter uses.
+            # non-square photos), as imagetag's adapter does; rect=False is the square
+            # letterbox a fixed-shape ONNX export needs, shown for reference.
             (YOLO_SQUARE, [*yolo, "rect=False"], env, yolo_cwd),
             (YOLO_DEFAULT, yolo, env, yolo_cwd),
             # Everything but the model: start-up, migrations, reading, sniffing, storing.
@@ -708,7 +709,12 @@ def _summary(
          others),
         ("   onnx adapter, median ms per image", f"{model_paths['onnx']['all']:.1f}", "", "",
          others),
-        ("   onnx / torch", f"{model_paths['onnx_over_torch']:.2f}", "", "", ""),
+        ("   onnx / torch, both square input", f"{model_paths['onnx_over_torch']:.2f}",
+         "", "", ""),
+        ("   torch, own padding (default), ms", f"{model_paths['torch_default']['all']:.1f}",
+         "", "", ""),
+        ("   onnx / torch own padding", f"{model_paths['onnx_over_torch_default']:.2f}",
+         "", "", ""),
     ]  # fmt: skip
 
     width = max(len(row[0]) for row in rows)
@@ -727,7 +733,8 @@ def _summary(
     print(
         f"2: best (shortest wall-clock) of {plan.cli_runs} interleaved run(s) of each command over "
         f"{best[TAG].images} images, process start and model load included; '{YOLO_DEFAULT}' is "
-        f"the CLI's default (rect=True), '{YOLO_SQUARE}' the adapter's letterbox."
+        f"the CLI's default (rect=True, as imagetag's adapter), '{YOLO_SQUARE}' the square "
+        "letterbox of ONNX."
     )
     print(
         f"3: {model_paths['repeats']} repeat(s) per image after one warm-up pass, "
