@@ -112,19 +112,13 @@ def measure_model_paths(
             threads=threads,
             square_letterbox=True,
         )
-        # What imagetag runs by default: ultralytics' own, smaller padding.
-        torch_default = UltralyticsYoloDetector(
-            checkpoint, config_dir=directory / "ultralytics", image_size=image_size, threads=threads
-        )
         onnx_detector = OnnxYoloDetector(exported, threads=threads)
         try:
             # One after the other, so the two never compete for cores.
             on_torch = asyncio.run(time_detector(torch_detector, images, repeats))
             on_onnx = asyncio.run(time_detector(onnx_detector, images, repeats))
-            on_torch_default = asyncio.run(time_detector(torch_default, images, repeats))
         finally:
             torch_detector.close()
-            torch_default.close()
             onnx_detector.close()
 
     return {
@@ -135,8 +129,6 @@ def measure_model_paths(
         "torch": on_torch,
         "onnx": on_onnx,
         "onnx_over_torch": on_onnx["all"] / on_torch["all"],
-        "torch_default": on_torch_default,
-        "onnx_over_torch_default": on_onnx["all"] / on_torch_default["all"],
         "threads": threads,
         "torch_library": torch_detector.info.library_version,
         "onnx_library": onnx_detector.info.library_version,
@@ -160,17 +152,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{result['repeats']} runs per image after warm-up "
         f"({result['torch_library']}; {result['onnx_library']})"
     )
-    print(f"{'image':<12}{'torch ms':>10}{'onnx ms':>10}{'torch (own padding) ms':>24}")
+    print(f"{'image':<12}{'torch ms':>10}{'onnx ms':>10}")
     for name in [*result["images"], "all"]:
-        print(
-            f"{name:<12}{result['torch'][name]:>10.1f}{result['onnx'][name]:>10.1f}"
-            f"{result['torch_default'][name]:>24.1f}"
-        )
-    print(f"onnx/torch, both square: {result['onnx_over_torch']:.2f}")
-    print(
-        f"onnx/torch with its own padding (imagetag's default): "
-        f"{result['onnx_over_torch_default']:.2f}"
-    )
+        print(f"{name:<12}{result['torch'][name]:>10.1f}{result['onnx'][name]:>10.1f}")
+    print(f"onnx/torch, both on the square input: {result['onnx_over_torch']:.2f}")
 
 
 if __name__ == "__main__":

@@ -711,10 +711,6 @@ def _summary(
          others),
         ("   onnx / torch, both square input", f"{model_paths['onnx_over_torch']:.2f}",
          "", "", ""),
-        ("   torch, own padding (default), ms", f"{model_paths['torch_default']['all']:.1f}",
-         "", "", ""),
-        ("   onnx / torch own padding", f"{model_paths['onnx_over_torch_default']:.2f}",
-         "", "", ""),
     ]  # fmt: skip
 
     width = max(len(row[0]) for row in rows)
