@@ -31,7 +31,6 @@ import os
 import platform
 import select
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,11 +43,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_model import measure_model_paths
 from host_load import Block, HostLoad
 from PIL import Image
 
 from imagetag.adapters.detectors.ultralytics_env import configure_ultralytics_offline
+from processes import free_port, stop_process_group, wait_until_answering
 
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
@@ -338,7 +339,7 @@ def _serving(
     server_env = _imagetag_env(env, workdir / f"server-data-{number}", checkpoint)
     key = _run(server_env, [str(BIN / "imagetag"), "keys", "create", "bench"])[1]
     key = key.strip().splitlines()[-1].strip()
-    port = _free_port()
+    port = free_port()
     encoded = [path.read_bytes() for path in images]
 
     def over_http(indices: list[int]) -> tuple[list[float], list[int]]:
@@ -420,7 +421,7 @@ def _worker(
             worker.read(STARTUP_SECONDS)
             yield worker
         finally:
-            _stop(process)
+            stop_process_group(process)
             load.own_pids.discard(process.pid)
 
 
@@ -547,7 +548,7 @@ def _run(env: dict[str, str], command: list[str], cwd: Path | None = None) -> tu
     try:
         stdout, stderr = process.communicate(timeout=CLI_TIMEOUT_SECONDS)
     finally:
-        _stop(process)
+        stop_process_group(process)
     seconds = time.perf_counter() - began
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{stdout}\n{stderr}")
@@ -565,44 +566,11 @@ def _server(
         )
         load.own_pids.add(process.pid)
         try:
-            _wait_until_answering(process, port, log)
+            wait_until_answering(process, port, log, STARTUP_SECONDS)
             yield
         finally:
-            _stop(process)
+            stop_process_group(process)
             load.own_pids.discard(process.pid)
-
-
-def _wait_until_answering(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode}:\n{log.read_text()}")
-        with contextlib.suppress(OSError), _connection(port) as connection:
-            connection.request("GET", "/health")
-            if connection.getresponse().status == 200:
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"server did not answer on port {port} in {STARTUP_SECONDS} s")
-
-
-def _stop(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _available_cores() -> int:

@@ -20,7 +20,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sample_data import COPIES, bench_env, imagetag_cli, ingest_sample_images
+
+from processes import free_port, stop_process_group, wait_until_answering
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -85,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         key = imagetag_cli(env, "keys", "create", "bench").strip().splitlines()[-1].strip()
         print(f"ingested images and created a key in {time.monotonic() - started:.1f} s")
 
-        port = _free_port()
+        port = free_port()
         real = stack.enter_context(
             _server(
                 "real",
@@ -95,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 port,
             )
         )
-        port = _free_port()
+        port = free_port()
         bare = stack.enter_context(
             _server(
                 "bare",
@@ -187,13 +189,6 @@ def _bare_command(port: int, *, loop: str, http: str) -> list[str]:
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def _server(
     name: str, command: list[str], env: dict[str, str], log: Path, port: int
@@ -204,35 +199,10 @@ def _server(
             command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
         try:
-            _wait_until_answering(process, port, log)
+            wait_until_answering(process, port, log, STARTUP_SECONDS)
             yield Server(name, port, process.pid)
         finally:
-            _stop(process)
-
-
-def _wait_until_answering(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode}:\n{log.read_text()}")
-        with contextlib.suppress(OSError):
-            _get(port, "/health")
-            return
-        time.sleep(0.2)
-    raise SystemExit(f"server did not answer on port {port} in {STARTUP_SECONDS} s")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+            stop_process_group(process)
 
 
 def _get(port: int, path: str, key: str | None = None) -> tuple[int, bytes]:
