@@ -45,6 +45,12 @@ def start_api(tmp_path: Path, **settings: Any) -> tuple[ThreadedUvicorn, Contain
     return ThreadedUvicorn(create_app(container)), container, secret
 
 
+def authorised_client(server: ThreadedUvicorn, secret: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=server.base_url, headers={"Authorization": f"Bearer {secret}"}, timeout=60
+    )
+
+
 async def _create_key(container: Container) -> str:
     issued = await container.keys().create("tester")
     await container.engine().dispose()
@@ -54,12 +60,7 @@ async def _create_key(container: Container) -> str:
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     server, _, secret = start_api(tmp_path_factory.mktemp("api"))
-    with (
-        server,
-        httpx.Client(
-            base_url=server.base_url, headers={"Authorization": f"Bearer {secret}"}, timeout=60
-        ) as client,
-    ):
+    with server, authorised_client(server, secret) as client:
         yield client
 
 
@@ -325,12 +326,7 @@ def test_unknown_image_is_404(api: httpx.Client) -> None:
 
 def test_private_addresses_are_refused_unless_allowed(tmp_path: Path, images_dir: str) -> None:
     server, _, secret = start_api(tmp_path, fetch_allow_private=False)
-    with (
-        server,
-        httpx.Client(
-            base_url=server.base_url, headers={"Authorization": f"Bearer {secret}"}
-        ) as client,
-    ):
+    with server, authorised_client(server, secret) as client:
         response = client.post("/images", json={"url": f"{images_dir}/bus.jpg"})
         assert_problem(response, 422, "private, loopback or link-local")
         metadata = client.post("/images", json={"url": "http://169.254.169.254/latest/"})
@@ -340,12 +336,7 @@ def test_private_addresses_are_refused_unless_allowed(tmp_path: Path, images_dir
 def test_detector_failure_is_502_and_the_image_is_kept(tmp_path: Path) -> None:
     server, container, secret = start_api(tmp_path)
     container.detector.override(FakeDetector(error=DetectionFailed("the model crashed")))
-    with (
-        server,
-        httpx.Client(
-            base_url=server.base_url, headers={"Authorization": f"Bearer {secret}"}
-        ) as client,
-    ):
+    with server, authorised_client(server, secret) as client:
         response = client.post("/images", json={"image": b64(BUS), "detect": True})
         body = assert_problem(response, 502, "the model crashed")
         kept = client.get(f"/images/{body['image_id']}").json()
@@ -358,12 +349,7 @@ def test_unloadable_model_weights_are_503_and_the_image_is_kept(tmp_path: Path) 
     broken = tmp_path / "broken-weights.onnx"
     broken.write_bytes(b"these are not model weights")
     server, _, secret = start_api(tmp_path, detector="yolo", yolo_model=str(broken))
-    with (
-        server,
-        httpx.Client(
-            base_url=server.base_url, headers={"Authorization": f"Bearer {secret}"}
-        ) as client,
-    ):
+    with server, authorised_client(server, secret) as client:
         response = client.post("/images", json={"image": b64(BUS), "detect": True})
         body = assert_problem(response, 503, "broken-weights.onnx")
         assert response.headers["retry-after"]
