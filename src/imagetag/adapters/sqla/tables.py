@@ -88,9 +88,7 @@ class DetectionRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     image_id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer(), "sqlite"),
-        ForeignKey("images.id", ondelete="CASCADE"),
-        index=True,
+        BigId, ForeignKey("images.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str] = mapped_column(String(64))
     confidence: Mapped[float] = mapped_column(Float)
