@@ -308,6 +308,7 @@ def test_urls_that_do_not_deliver_an_image_are_422(api: httpx.Client, images_dir
         ({"cursor": "garbage"}, "cursor"),
         ({"objects": " , "}, "objects"),
         ({"objects": "dog", "match": "some"}, "match"),
+        ({"match": "some"}, "match"),
     ],
 )
 def test_bad_query_parameters_are_400(

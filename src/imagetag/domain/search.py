@@ -21,6 +21,14 @@ class Match(enum.StrEnum):
     ALL = "all"
 
 
+def parse_match(raw: str | Match) -> Match:
+    """``any`` or ``all``, in any case and with surrounding blanks."""
+    try:
+        return Match(raw.strip().casefold() if isinstance(raw, str) else raw)
+    except ValueError:
+        raise InvalidInput("match must be 'any' or 'all'", field="match") from None
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectFilter:
     """Images having any (or all) of a set of normalised object names."""
@@ -34,10 +42,7 @@ class ObjectFilter:
 
     @classmethod
     def parse(cls, raw: str | list[str], match: str | Match = Match.ANY) -> ObjectFilter:
-        try:
-            mode = Match(match.strip().casefold() if isinstance(match, str) else match)
-        except ValueError:
-            raise InvalidInput("match must be 'any' or 'all'", field="match") from None
+        mode = parse_match(match)
         names = parse_object_names(raw)
         if not names:
             raise InvalidInput(

@@ -21,6 +21,7 @@ from imagetag.domain.search import (
     ObjectFilter,
     decode_cursor,
     encode_cursor,
+    parse_match,
 )
 from imagetag.entrypoints.http.dependencies import Images
 from imagetag.entrypoints.http.schemas import (
@@ -102,13 +103,12 @@ async def list_images(
         str | None, Parameter(description="next_cursor from the previous page")
     ] = None,
 ) -> ImageListBody:
+    mode = parse_match(match)
     query = ImageQuery(
-        objects=ObjectFilter.parse(objects, match) if objects is not None else None,
+        objects=ObjectFilter.parse(objects, mode) if objects is not None else None,
         limit=limit,
         before_id=decode_cursor(cursor) if cursor is not None else None,
     )
-    if objects is None and match.strip().casefold() not in ("any", "all"):
-        raise InvalidInput("match must be 'any' or 'all'", field="match")
     page = await images.search(query)
     return ImageListBody(
         images=[image_body(image) for image in page.images],
