@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from imagetag.adapters.sqla.tables import ApiKeyRow, DetectionRow, ImageRow
@@ -50,18 +51,32 @@ def detection_row(detection: Detection) -> DetectionRow:
 
 
 def to_image(row: ImageRow) -> Image:
+    return image_from_values(
+        {name: getattr(row, name) for name in IMAGE_COLUMNS},
+        tuple(to_detection(detection) for detection in row.detections),
+    )
+
+
+IMAGE_COLUMNS = (
+    "id", "label", "source", "sha256", "media_type", "width", "height", "size_bytes",
+    "created_at", "created_by", "detection_status", "detection_error",
+)  # fmt: skip
+
+
+def image_from_values(columns: Mapping[str, Any], detections: tuple[Detection, ...]) -> Image:
+    """An image from its stored columns (by ``IMAGE_COLUMNS`` name) and its detections."""
     return Image(
-        id=row.id,
-        label=row.label,
-        source=row.source,
-        sha256=row.sha256,
-        facts=ImageFacts(media_type=row.media_type, width=row.width, height=row.height),
-        size_bytes=row.size_bytes,
-        created_at=row.created_at,
-        created_by=row.created_by,
-        detection_status=DetectionStatus(row.detection_status),
-        detection_error=row.detection_error,
-        detections=tuple(to_detection(detection) for detection in row.detections),
+        id=columns["id"],
+        label=columns["label"],
+        source=columns["source"],
+        sha256=columns["sha256"],
+        facts=ImageFacts(columns["media_type"], columns["width"], columns["height"]),
+        size_bytes=columns["size_bytes"],
+        created_at=columns["created_at"],
+        created_by=columns["created_by"],
+        detection_status=DetectionStatus(columns["detection_status"]),
+        detection_error=columns["detection_error"],
+        detections=detections,
     )
 
 

@@ -22,17 +22,13 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagetag.adapters.sqla.engine import sqlite_database_path
-from imagetag.adapters.sqla.mapping import detection_from_values
+from imagetag.adapters.sqla.mapping import IMAGE_COLUMNS, detection_from_values, image_from_values
 from imagetag.adapters.sqla.tables import DetectionRow, ImageRow
-from imagetag.domain.images import DetectionStatus, Image, ImageFacts
+from imagetag.domain.images import Image
 
 _images = ImageRow.__table__
 _detections = DetectionRow.__table__
 
-IMAGE_COLUMNS = (
-    "id", "label", "source", "sha256", "media_type", "width", "height", "size_bytes",
-    "created_at", "created_by", "detection_status", "detection_error",
-)  # fmt: skip
 DETECTION_COLUMNS = (
     "id", "name", "confidence", "x_min", "y_min", "x_max", "y_max", "detector", "model",
     "provenance",
@@ -75,19 +71,8 @@ def image_from_rows(
                     provenance=decode_json(found["provenance"]) or {},
                 )
             )
-    return Image(
-        id=first["id"],
-        label=first["label"],
-        source=first["source"],
-        sha256=first["sha256"],
-        facts=ImageFacts(first["media_type"], first["width"], first["height"]),
-        size_bytes=first["size_bytes"],
-        created_at=decode_datetime(first["created_at"]),
-        created_by=first["created_by"],
-        detection_status=DetectionStatus(first["detection_status"]),
-        detection_error=first["detection_error"],
-        detections=tuple(detections),
-    )
+    first["created_at"] = decode_datetime(first["created_at"])
+    return image_from_values(first, tuple(detections))
 
 
 class SqlAlchemyImageReader:
