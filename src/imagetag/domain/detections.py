@@ -63,6 +63,12 @@ class DetectorInfo:
             if value is not None:
                 _check_unit_interval(name, value)
 
+    @property
+    def model_version(self) -> str:
+        """What ``model=NAME@VERSION`` matches: the weights' sha256 prefix when the weights
+        are known, else the version of the library or service that ran the model."""
+        return self.model_sha256[:12] if self.model_sha256 else self.library_version
+
 
 @dataclass(frozen=True, slots=True)
 class Detection:

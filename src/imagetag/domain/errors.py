@@ -53,6 +53,15 @@ class AuthenticationFailed(ImagetagError):
     """Missing, malformed, unknown or revoked credentials."""
 
 
+class PermissionDenied(ImagetagError):
+    """The caller is known but their role does not allow this."""
+
+    def __init__(self, role: str, needed: str) -> None:
+        super().__init__(f"a {role} may not do this; it needs the {needed} role")
+        self.role = role
+        self.needed = needed
+
+
 class KeyNameTaken(ImagetagError):
     def __init__(self, name: str) -> None:
         super().__init__(f"an API key named {name!r} already exists; pick another name")

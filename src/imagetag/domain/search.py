@@ -1,14 +1,21 @@
-"""Which images a search by detected objects returns."""
+"""Which images a search returns: the rules every store must agree with."""
 
 from __future__ import annotations
 
 import enum
+import math
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
+from imagetag.domain.detections import DetectorInfo
 from imagetag.domain.errors import InvalidInput
 from imagetag.domain.objects import parse_object_names
+from imagetag.domain.tags import Tag, TagSource
+
+if TYPE_CHECKING:
+    from imagetag.domain.images import Image
 
 DEFAULT_PAGE_SIZE = 100
 # Ids are 64-bit signed integers in every store.
@@ -29,42 +36,102 @@ def parse_match(raw: str | Match) -> Match:
         raise InvalidInput("match must be 'any' or 'all'", field="match") from None
 
 
+def parse_names(raw: str | list[str], field: str) -> tuple[str, ...]:
+    """The names of an ``objects=``, ``tags=`` or ``exclude=`` parameter; at least one."""
+    names = parse_object_names(raw)
+    if not names:
+        raise InvalidInput(f"{field} must name at least one, e.g. {field}=dog,cat", field=field)
+    return names
+
+
 @dataclass(frozen=True, slots=True)
-class ObjectFilter:
-    """Images having any (or all) of a set of normalised object names."""
+class ModelRef:
+    """``model=NAME[@VERSION]``: tags from a model of that name, optionally that version
+    (``DetectorInfo.model_version``: the weights' sha256 prefix, or the library version)."""
 
-    names: tuple[str, ...]
-    match: Match = Match.ANY
-
-    def __post_init__(self) -> None:
-        if not self.names:
-            raise InvalidInput("objects must name at least one object, e.g. objects=dog,cat")
+    name: str
+    version: str | None = None
 
     @classmethod
-    def parse(cls, raw: str | list[str], match: str | Match = Match.ANY) -> ObjectFilter:
-        mode = parse_match(match)
-        names = parse_object_names(raw)
-        if not names:
+    def parse(cls, raw: str) -> ModelRef:
+        name, at, version = raw.strip().rpartition("@") if "@" in raw else (raw.strip(), "", "")
+        name, version = name.strip(), version.strip()
+        if not name or (at and not version):
             raise InvalidInput(
-                "objects must name at least one object, e.g. objects=dog,cat", field="objects"
+                "model must read NAME or NAME@VERSION, e.g. yolo11n.pt@3b2c1f0e9d8a", field="model"
             )
-        return cls(names, mode)
+        return cls(name, version or None)
 
-    def matches(self, image_objects: Iterable[str]) -> bool:
-        present = set(image_objects)
-        if self.match is Match.ALL:
-            return all(name in present for name in self.names)
-        return any(name in present for name in self.names)
+    def matches(self, info: DetectorInfo) -> bool:
+        return info.model == self.name and (
+            self.version is None or info.model_version == self.version
+        )
+
+
+def parse_time_bound(raw: str, field: str) -> datetime:
+    """An ISO 8601 date or datetime as an instant. A date means its midnight, UTC; a
+    datetime without an offset is read as UTC."""
+    text = raw.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(
+            f"{field} must be an ISO 8601 date or datetime, e.g. 2026-11-25 or "
+            "2026-11-25T14:30:00Z",
+            field=field,
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _names_match(wanted: tuple[str, ...], present: set[str], match: Match) -> bool:
+    if match is Match.ALL:
+        return all(name in present for name in wanted)
+    return any(name in present for name in wanted)
+
+
+def _check_range(after: datetime | None, before: datetime | None, prefix: str) -> None:
+    for name, value in ((f"{prefix}_after", after), (f"{prefix}_before", before)):
+        if value is not None and value.tzinfo is None:
+            raise ValueError(f"{name} must be timezone-aware")
+    if after is not None and before is not None and after >= before:
+        raise InvalidInput(
+            f"{prefix}_after must be earlier than {prefix}_before", field=f"{prefix}_after"
+        )
 
 
 @dataclass(frozen=True, slots=True)
-class ImageQuery:
-    """A page of images, newest first, optionally filtered by detected objects.
+class SearchQuery:
+    """Which images a search returns: a page, newest (highest id) first.
 
-    ``before_id`` is the keyset cursor: only images with a smaller id are returned.
+    The tag conditions look only at *qualifying* tags: live tags that pass every
+    provenance filter given (``source``, ``model``, ``min_confidence`` — which human tags
+    always pass —, ``tagged_by``, ``tagged_after``/``tagged_before``). Then:
+
+    - ``objects``: qualifying model tags with any (``match=any``) or all of the names;
+    - ``tags``: qualifying tags of either source with any or all of the names;
+    - ``exclude``: no qualifying tag has any of the names;
+    - ``untagged=True``: no qualifying tag; ``False``: at least one. With no ``objects``,
+      ``tags`` or ``untagged`` given, a provenance filter asks for at least one.
+
+    Time ranges are half-open: ``after <= t < before``. ``before_id`` is the keyset cursor.
     """
 
-    objects: ObjectFilter | None = None
+    objects: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    match: Match = Match.ANY
+    exclude: tuple[str, ...] = ()
+    untagged: bool | None = None
+    min_confidence: float | None = None
+    source: TagSource | None = None
+    model: ModelRef | None = None
+    tagged_by: str | None = None
+    tagged_after: datetime | None = None
+    tagged_before: datetime | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
     limit: int = DEFAULT_PAGE_SIZE
     before_id: int | None = None
 
@@ -73,12 +140,87 @@ class ImageQuery:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
         if self.before_id is not None and not 0 < self.before_id <= MAX_IMAGE_ID:
             raise InvalidInput("cursor is not valid", field="cursor")
+        if self.min_confidence is not None and not (
+            math.isfinite(self.min_confidence) and 0.0 <= self.min_confidence <= 1.0
+        ):
+            raise InvalidInput("min_confidence must be within 0..1", field="min_confidence")
+        if self.untagged and (self.objects or self.tags):
+            raise InvalidInput(
+                "untagged=true finds images without tags; drop tags= and objects=",
+                field="untagged",
+            )
+        if self.source is TagSource.HUMAN and (self.objects or self.model is not None):
+            field = "objects" if self.objects else "model"
+            raise InvalidInput(
+                f"{field}= selects model tags, which source=human excludes", field=field
+            )
+        clash = sorted(set(self.exclude) & (set(self.tags) | set(self.objects)))
+        if clash:
+            raise InvalidInput(
+                f"{', '.join(clash)} is both asked for and excluded", field="exclude"
+            )
+        if self.tagged_by is not None and not self.tagged_by:
+            raise InvalidInput("tagged_by must name a user", field="tagged_by")
+        _check_range(self.tagged_after, self.tagged_before, "tagged")
+        _check_range(self.created_after, self.created_before, "created")
 
-    def includes(self, image_id: int, image_objects: Iterable[str]) -> bool:
-        """The pure predicate the storage adapters must agree with."""
-        if self.before_id is not None and image_id >= self.before_id:
+    @property
+    def filters_provenance(self) -> bool:
+        return (
+            self.source is not None
+            or self.model is not None
+            or self.min_confidence is not None
+            or self.tagged_by is not None
+            or self.tagged_after is not None
+            or self.tagged_before is not None
+        )
+
+    @property
+    def wants_some_qualifying_tag(self) -> bool:
+        """Whether an image needs a qualifying tag for no other reason than the filters."""
+        if self.untagged is not None:
+            return not self.untagged
+        return self.filters_provenance and not self.objects and not self.tags
+
+    def qualifies(self, tag: Tag) -> bool:
+        """Whether a live tag passes the provenance filters."""
+        if self.source is not None and tag.source is not self.source:
             return False
-        return self.objects is None or self.objects.matches(image_objects)
+        if self.model is not None and (tag.model is None or not self.model.matches(tag.model)):
+            return False
+        if (
+            self.min_confidence is not None
+            and tag.confidence is not None
+            and tag.confidence < self.min_confidence
+        ):
+            return False
+        if self.tagged_by is not None and tag.actor.user != self.tagged_by:
+            return False
+        if self.tagged_after is not None and tag.added_at < self.tagged_after:
+            return False
+        return self.tagged_before is None or tag.added_at < self.tagged_before
+
+    def includes(self, image: Image) -> bool:
+        """The pure predicate the storage adapters must agree with."""
+        if self.before_id is not None and image.id >= self.before_id:
+            return False
+        if self.created_after is not None and image.created_at < self.created_after:
+            return False
+        if self.created_before is not None and image.created_at >= self.created_before:
+            return False
+        qualifying = [tag for tag in image.tags if self.qualifies(tag)]
+        names = {tag.name for tag in qualifying}
+        if self.objects:
+            found = {tag.name for tag in qualifying if tag.source is TagSource.MODEL}
+            if not _names_match(self.objects, found, self.match):
+                return False
+        if self.tags and not _names_match(self.tags, names, self.match):
+            return False
+        if names & set(self.exclude):
+            return False
+        if self.untagged and qualifying:
+            return False
+        return not (self.wants_some_qualifying_tag and not qualifying)
 
 
 _CURSOR_PREFIX = "i"

@@ -1,0 +1,105 @@
+"""The audit log: an append-only record of who changed what, and when."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from imagetag.domain.errors import InvalidInput
+from imagetag.domain.principals import Actor
+from imagetag.domain.search import DEFAULT_PAGE_SIZE, MAX_IMAGE_ID, MAX_PAGE_SIZE
+
+# Small, flat facts about the change; the audited records hold the rest.
+PayloadValue = str | int | float | bool | None
+
+
+class AuditEventType(enum.StrEnum):
+    IMAGE_CREATED = "image.created"
+    IMAGE_UPDATED = "image.updated"
+    IMAGE_DELETED = "image.deleted"
+    TAG_ADDED = "tag.added"
+    TAG_REMOVED = "tag.removed"
+    DETECTION_RUN = "detection.run"
+    KEY_CREATED = "key.created"
+    KEY_REVOKED = "key.revoked"
+
+
+def parse_event_types(raw: str) -> tuple[AuditEventType, ...]:
+    """Comma-separated event types, e.g. ``tag.added,tag.removed``."""
+    types: list[AuditEventType] = []
+    for piece in raw.split(","):
+        text = piece.strip().casefold()
+        if not text:
+            continue
+        try:
+            types.append(AuditEventType(text))
+        except ValueError:
+            known = ", ".join(kind.value for kind in AuditEventType)
+            raise InvalidInput(
+                f"unknown event type {text!r}; known types: {known}", field="type"
+            ) from None
+    if not types:
+        raise InvalidInput("type must name at least one event type", field="type")
+    return tuple(dict.fromkeys(types))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One change. ``target`` names what changed (``image:12``, ``tag:cat``, ``key:ci``);
+    ``image_id`` is set whenever the change concerns an image, for filtering."""
+
+    type: AuditEventType
+    actor: Actor
+    occurred_at: datetime
+    target: str
+    image_id: int | None = None
+    payload: Mapping[str, PayloadValue] = field(default_factory=dict)
+    id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.occurred_at.tzinfo is None:
+            raise ValueError("occurred_at must be timezone-aware")
+        if not self.target:
+            raise ValueError("an audit event names its target")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """A page of audit events, newest first, filtered by any of actor, image, type, time.
+
+    The time range is half-open: ``after <= occurred_at < before``.
+    """
+
+    user: str | None = None
+    image_id: int | None = None
+    types: tuple[AuditEventType, ...] = ()
+    after: datetime | None = None
+    before: datetime | None = None
+    limit: int = DEFAULT_PAGE_SIZE
+    before_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_PAGE_SIZE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
+        if self.before_id is not None and not 0 < self.before_id <= MAX_IMAGE_ID:
+            raise InvalidInput("cursor is not valid", field="cursor")
+        for name in ("after", "before"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"{name} must be timezone-aware")
+        if self.after is not None and self.before is not None and self.after >= self.before:
+            raise InvalidInput("after must be earlier than before", field="after")
+
+    def includes(self, event: AuditEvent) -> bool:
+        """The pure predicate the storage adapters must agree with."""
+        assert event.id is not None
+        return (
+            (self.before_id is None or event.id < self.before_id)
+            and (self.user is None or event.actor.user == self.user)
+            and (self.image_id is None or event.image_id == self.image_id)
+            and (not self.types or event.type in self.types)
+            and (self.after is None or event.occurred_at >= self.after)
+            and (self.before is None or event.occurred_at < self.before)
+        )
