@@ -15,16 +15,29 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
+from imagetag.domain.audit import AuditEvent, AuditQuery
 from imagetag.domain.detections import BoundingBox, Detection, DetectorInfo
 from imagetag.domain.errors import KeyNameTaken, UnsupportedImage, UrlFetchFailed
-from imagetag.domain.images import Image, ImageFacts, NewImage
-from imagetag.domain.principals import ApiKeyRecord
-from imagetag.domain.search import ImageQuery
+from imagetag.domain.images import DetectionRun, Image, ImageFacts, NewImage
+from imagetag.domain.principals import Actor, ApiKeyRecord, Principal, Role
+from imagetag.domain.search import SearchQuery
+from imagetag.domain.tags import Tag, TagCount, TagSource
 from imagetag.ports.fetcher import FetchedContent
-from imagetag.ports.repository import ApiKeyRepository, ImageRepository
+from imagetag.ports.repository import (
+    ApiKeyRepository,
+    AuditLog,
+    ImageRepository,
+    TagRepository,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FAKE_DETECTOR_INFO = DetectorInfo(detector="fake", model="fake-model", library_version="0")
+
+
+ALICE = Principal(Actor("alice", "labelling-ui"), Role.TAGGER)
+BOB = Principal(Actor("bob", "notebook"), Role.TAGGER)
+READER = Principal(Actor("rita", "dashboard"), Role.READER)
+ADMIN = Principal(Actor("ada", "imagetag-cli"), Role.ADMIN)
 
 
 def detection(name: str, confidence: float = 0.9, box: BoundingBox | None = None) -> Detection:
@@ -32,23 +45,165 @@ def detection(name: str, confidence: float = 0.9, box: BoundingBox | None = None
     return Detection(name=name, confidence=confidence, box=box, detector=FAKE_DETECTOR_INFO)
 
 
+@dataclass(frozen=True, slots=True)
+class StoredTag:
+    """A tag row: live until ``removed_at`` is set, kept afterwards like the real store."""
+
+    id: int
+    image_id: int
+    tag: Tag
+    removed_at: datetime | None = None
+    removed_by: Actor | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.removed_at is None
+
+
+@dataclass
+class FakeState:
+    """Everything one transaction sees; ``copy`` starts a transaction over it."""
+
+    images: dict[int, Image] = field(default_factory=dict)
+    deleted: dict[int, tuple[Actor, datetime]] = field(default_factory=dict)
+    tags: list[StoredTag] = field(default_factory=list)
+    runs: dict[int, tuple[int, DetectionRun]] = field(default_factory=dict)
+    audit: list[AuditEvent] = field(default_factory=list)
+    api_keys: list[ApiKeyRecord] = field(default_factory=list)
+
+    def copy(self) -> FakeState:
+        return FakeState(
+            dict(self.images),
+            dict(self.deleted),
+            list(self.tags),
+            dict(self.runs),
+            list(self.audit),
+            list(self.api_keys),
+        )
+
+    def live_image(self, image_id: int) -> Image | None:
+        image = self.images.get(image_id)
+        if image is None or image_id in self.deleted:
+            return None
+        tags = tuple(row.tag for row in self.tags if row.image_id == image_id and row.live)
+        return dataclasses.replace(image, tags=tags)
+
+
+@dataclass
+class FakeSequences:
+    """Like database sequences: ids handed out by a rolled-back transaction are not reused."""
+
+    images: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    tags: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    runs: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    audit: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+
 class FakeImageRepository:
-    def __init__(self, images: dict[int, Image], ids: Iterator[int]) -> None:
-        self._images = images
+    def __init__(self, state: FakeState, ids: FakeSequences) -> None:
+        self._state = state
         self._ids = ids
 
     async def add(self, image: NewImage) -> Image:
-        stored = Image.stored(image, next(self._ids))
-        self._images[stored.id] = stored
+        image_id = next(self._ids.images)
+        self._state.images[image_id] = Image.stored(
+            dataclasses.replace(image, detection=None), image_id
+        )
+        if image.detection is not None:
+            await self.add_detection_run(image_id, image.detection)
+        stored = self._state.live_image(image_id)
+        assert stored is not None
         return stored
 
     async def get(self, image_id: int) -> Image | None:
-        return self._images.get(image_id)
+        return self._state.live_image(image_id)
 
-    async def search(self, query: ImageQuery, *, limit: int) -> Sequence[Image]:
-        newest_first = sorted(self._images.values(), key=lambda image: image.id, reverse=True)
-        found = (image for image in newest_first if query.includes(image.id, image.objects))
+    async def search(self, query: SearchQuery, *, limit: int) -> Sequence[Image]:
+        live = (
+            self._state.live_image(image_id)
+            for image_id in sorted(self._state.images, reverse=True)
+        )
+        found = (image for image in live if image is not None and query.includes(image))
         return list(itertools.islice(found, limit))
+
+    async def relabel(self, image_id: int, label: str) -> bool:
+        if self._state.live_image(image_id) is None:
+            return False
+        self._state.images[image_id] = dataclasses.replace(
+            self._state.images[image_id], label=label
+        )
+        return True
+
+    async def delete(self, image_id: int, actor: Actor, at: datetime) -> bool:
+        if self._state.live_image(image_id) is None:
+            return False
+        self._state.deleted[image_id] = (actor, at)
+        return True
+
+    async def add_detection_run(self, image_id: int, run: DetectionRun) -> int:
+        run_id = next(self._ids.runs)
+        self._state.runs[run_id] = (image_id, run)
+        self._state.tags.extend(
+            StoredTag(next(self._ids.tags), image_id, tag) for tag in run.tags(run_id)
+        )
+        self._state.images[image_id] = dataclasses.replace(
+            self._state.images[image_id], detection_status=run.status, detection_error=run.error
+        )
+        return run_id
+
+
+class FakeTagRepository:
+    def __init__(self, state: FakeState, ids: FakeSequences) -> None:
+        self._state = state
+        self._ids = ids
+
+    async def add_human(
+        self, image_id: int, names: Sequence[str], actor: Actor, at: datetime
+    ) -> tuple[str, ...]:
+        present = {
+            row.tag.name
+            for row in self._state.tags
+            if row.image_id == image_id and row.live and row.tag.source is TagSource.HUMAN
+        }
+        added = tuple(name for name in names if name not in present)
+        self._state.tags.extend(
+            StoredTag(next(self._ids.tags), image_id, Tag.by_human(name, actor, at))
+            for name in added
+        )
+        return added
+
+    async def remove(self, image_id: int, name: str, actor: Actor, at: datetime) -> int:
+        removed = 0
+        for index, row in enumerate(self._state.tags):
+            if row.image_id == image_id and row.live and row.tag.name == name:
+                self._state.tags[index] = dataclasses.replace(row, removed_at=at, removed_by=actor)
+                removed += 1
+        return removed
+
+    async def counts(self) -> Sequence[TagCount]:
+        by_name: dict[str, dict[str, set[int]]] = {}
+        for row in self._state.tags:
+            if row.live and row.image_id not in self._state.deleted:
+                sources = by_name.setdefault(row.tag.name, {"human": set(), "model": set()})
+                sources[row.tag.source.value].add(row.image_id)
+        counts = [
+            TagCount(name, len(s["human"] | s["model"]), len(s["human"]), len(s["model"]))
+            for name, s in by_name.items()
+        ]
+        return sorted(counts, key=lambda count: (-count.images, count.name))
+
+
+class FakeAuditLog:
+    def __init__(self, state: FakeState, ids: FakeSequences) -> None:
+        self._state = state
+        self._ids = ids
+
+    async def append(self, event: AuditEvent) -> None:
+        self._state.audit.append(dataclasses.replace(event, id=next(self._ids.audit)))
+
+    async def list(self, query: AuditQuery, *, limit: int) -> Sequence[AuditEvent]:
+        newest_first = reversed(self._state.audit)
+        return list(itertools.islice((e for e in newest_first if query.includes(e)), limit))
 
 
 class FakeApiKeyRepository:
@@ -81,10 +236,8 @@ class FakeApiKeyRepository:
 class FakeStorage:
     """What has been committed; shared by every unit of work of one factory."""
 
-    images: dict[int, Image] = field(default_factory=dict)
-    api_keys: list[ApiKeyRecord] = field(default_factory=list)
-    # Like a database sequence, ids handed out by a rolled-back transaction are not reused.
-    image_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    state: FakeState = field(default_factory=FakeState)
+    ids: FakeSequences = field(default_factory=FakeSequences)
 
 
 class FakeImageReader:
@@ -94,7 +247,7 @@ class FakeImageReader:
         self._storage = storage
 
     async def get(self, image_id: int) -> Image | None:
-        return self._storage.images.get(image_id)
+        return self._storage.state.live_image(image_id)
 
 
 class FakeUnitOfWork:
@@ -105,6 +258,8 @@ class FakeUnitOfWork:
     """
 
     images: ImageRepository
+    tags: TagRepository
+    audit: AuditLog
     api_keys: ApiKeyRepository
 
     def __init__(self, storage: FakeStorage | None = None) -> None:
@@ -113,10 +268,11 @@ class FakeUnitOfWork:
         self._begin()
 
     def _begin(self) -> None:
-        self._images = dict(self.storage.images)
-        self._api_keys = list(self.storage.api_keys)
-        self.images = FakeImageRepository(self._images, self.storage.image_ids)
-        self.api_keys = FakeApiKeyRepository(self._api_keys)
+        self._state = self.storage.state.copy()
+        self.images = FakeImageRepository(self._state, self.storage.ids)
+        self.tags = FakeTagRepository(self._state, self.storage.ids)
+        self.audit = FakeAuditLog(self._state, self.storage.ids)
+        self.api_keys = FakeApiKeyRepository(self._state.api_keys)
 
     async def __aenter__(self) -> Self:
         self._begin()
@@ -131,8 +287,7 @@ class FakeUnitOfWork:
         await self.rollback()
 
     async def commit(self) -> None:
-        self.storage.images = dict(self._images)
-        self.storage.api_keys = list(self._api_keys)
+        self.storage.state = self._state.copy()
         self.committed = True
 
     async def rollback(self) -> None:
@@ -153,11 +308,22 @@ class FakeUnitOfWorkFactory:
 
     @property
     def committed_images(self) -> list[Image]:
-        return sorted(self.storage.images.values(), key=lambda image: image.id)
+        """Live images with their live tags, oldest first."""
+        state = self.storage.state
+        images = (state.live_image(image_id) for image_id in sorted(state.images))
+        return [image for image in images if image is not None]
 
     @property
     def committed_api_keys(self) -> list[ApiKeyRecord]:
-        return list(self.storage.api_keys)
+        return list(self.storage.state.api_keys)
+
+    @property
+    def committed_audit(self) -> list[AuditEvent]:
+        return list(self.storage.state.audit)
+
+    @property
+    def committed_runs(self) -> list[tuple[int, DetectionRun]]:
+        return [self.storage.state.runs[run_id] for run_id in sorted(self.storage.state.runs)]
 
 
 class FakeBlobStore:

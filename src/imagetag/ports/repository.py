@@ -1,4 +1,4 @@
-"""Storage of image records and API keys, behind a unit of work."""
+"""Storage of images, tags, the audit log and API keys, behind a unit of work."""
 
 from __future__ import annotations
 
@@ -7,23 +7,69 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
-from imagetag.domain.images import Image, NewImage
-from imagetag.domain.principals import ApiKeyRecord
-from imagetag.domain.search import ImageQuery
+from imagetag.domain.audit import AuditEvent, AuditQuery
+from imagetag.domain.images import DetectionRun, Image, NewImage
+from imagetag.domain.principals import Actor, ApiKeyRecord
+from imagetag.domain.search import SearchQuery
+from imagetag.domain.tags import TagCount
 
 
 class ImageRepository(Protocol):
+    """Live (not deleted) images with their live tags."""
+
     async def add(self, image: NewImage) -> Image:
-        """Store a new image with its detections; the store assigns the id."""
+        """Store a new image with its detection run, if any; the store assigns the ids."""
         ...
 
     async def get(self, image_id: int) -> Image | None: ...
 
-    async def search(self, query: ImageQuery, *, limit: int) -> Sequence[Image]:
+    async def search(self, query: SearchQuery, *, limit: int) -> Sequence[Image]:
         """Images for which ``query.includes`` holds, newest (highest id) first.
 
         ``limit`` overrides ``query.limit`` so callers can look one row ahead.
         """
+        ...
+
+    async def relabel(self, image_id: int, label: str) -> bool:
+        """Change a live image's label; False if there is no such image."""
+        ...
+
+    async def delete(self, image_id: int, actor: Actor, at: datetime) -> bool:
+        """Soft-delete: the image leaves every read and search, its rows stay for the
+        audit trail. False if there is no such live image."""
+        ...
+
+    async def add_detection_run(self, image_id: int, run: DetectionRun) -> int:
+        """Record a run and its model tags; it becomes the image's latest run. Returns
+        the run id."""
+        ...
+
+
+class TagRepository(Protocol):
+    async def add_human(
+        self, image_id: int, names: Sequence[str], actor: Actor, at: datetime
+    ) -> tuple[str, ...]:
+        """Add human tags; names the image already has as live human tags are skipped.
+        Returns the names actually added."""
+        ...
+
+    async def remove(self, image_id: int, name: str, actor: Actor, at: datetime) -> int:
+        """Take every live tag of that name off the image, human and model; the rows
+        stay with who removed them and when. Returns how many were removed."""
+        ...
+
+    async def counts(self) -> Sequence[TagCount]:
+        """Every live tag name on live images, with image counts, by name."""
+        ...
+
+
+class AuditLog(Protocol):
+    """Append-only: events are added and read, never changed."""
+
+    async def append(self, event: AuditEvent) -> None: ...
+
+    async def list(self, query: AuditQuery, *, limit: int) -> Sequence[AuditEvent]:
+        """Events for which ``query.includes`` holds, newest (highest id) first."""
         ...
 
 
@@ -53,6 +99,8 @@ class UnitOfWork(Protocol):
     """One transaction: changes are kept only if ``commit`` is called before exit."""
 
     images: ImageRepository
+    tags: TagRepository
+    audit: AuditLog
     api_keys: ApiKeyRepository
 
     async def __aenter__(self) -> Self: ...

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from imagetag.domain.detections import Detection, object_names
+from imagetag.domain.audit import AuditEvent, AuditEventType
+from imagetag.domain.detections import object_names
 from imagetag.domain.errors import (
     DetectionFailed,
     ImageNotFound,
@@ -17,18 +17,18 @@ from imagetag.domain.errors import (
     UnsupportedImage,
     UrlFetchFailed,
 )
-from imagetag.domain.images import DetectionStatus, Image, NewImage
+from imagetag.domain.images import DetectionRun, Image, NewImage
 from imagetag.domain.labels import clean_label, generate_label
-from imagetag.domain.principals import Principal
-from imagetag.domain.search import ImageQuery
+from imagetag.domain.principals import Actor, Principal, Role
+from imagetag.domain.search import SearchQuery
 from imagetag.ports.blobs import BlobStore
 from imagetag.ports.clock import Clock
 from imagetag.ports.detector import Detector
 from imagetag.ports.fetcher import UrlFetcher
 from imagetag.ports.images import ImageInspector
 from imagetag.ports.repository import ImageReader, UnitOfWorkFactory
-
-logger = logging.getLogger(__name__)
+from imagetag.services.authorization import require
+from imagetag.services.detection import run_detector
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +86,13 @@ class ImageService:
         return self._detector
 
     async def ingest(self, request: IngestRequest, principal: Principal) -> Image:
-        """Store an image and, when asked, what the detector finds in it.
+        """Store an image and, when asked, what the detector finds in it (needs ``tagger``).
 
         Nothing is stored when the input is refused. Once the bytes are accepted the
         image is kept even if detection fails: then ``DetectionFailed`` is raised
         carrying the new image's id, and the record says why detection failed.
         """
+        require(principal, Role.TAGGER)
         given_label = clean_label(request.label) if request.label is not None else None
         data, source = await self._read_content(request.content)
         if len(data) > self._max_image_bytes:
@@ -105,51 +106,45 @@ class ImageService:
                 raise UrlFetchFailed(f"the URL did not answer with an image: {error}") from None
             raise
         sha256 = hashlib.sha256(data).hexdigest()
+        run: DetectionRun | None = None
+        failure: DetectionFailed | None = None
         if request.detect:
             # Writing (and syncing) the blob waits on the disk while the model computes.
-            _, (detections, status, failure) = await asyncio.gather(
-                self._blobs.put(sha256, data), self._detect(data, sha256)
+            _, (run, failure) = await asyncio.gather(
+                self._blobs.put(sha256, data),
+                run_detector(
+                    self._detector, data, principal.actor, self._clock.now(), image_ref=sha256[:12]
+                ),
             )
         else:
             await self._blobs.put(sha256, data)
-            detections, status, failure = (), DetectionStatus.NOT_REQUESTED, None
 
         new_image = NewImage(
             label=generate_label(
-                given=given_label, objects=object_names(detections), source=source, sha256=sha256
+                given=given_label,
+                objects=object_names(run.detections) if run else (),
+                source=source,
+                sha256=sha256,
             ),
             source=source,
             sha256=sha256,
             facts=facts,
             size_bytes=len(data),
             created_at=self._clock.now(),
-            created_by=principal.name,
-            detection_status=status,
-            detection_error=str(failure) if failure else None,
-            detections=detections,
+            created_by=principal.actor,
+            detection=run,
         )
         async with self._unit_of_work() as uow:
             image = await uow.images.add(new_image)
+            await uow.audit.append(image_created_event(image, principal.actor))
+            if run is not None:
+                run_id = image.tags[0].run_id if image.tags else None
+                await uow.audit.append(detection_run_event(image.id, run, run_id))
             await uow.commit()
         if failure is not None:
             failure.image_id = image.id
             raise failure
         return image
-
-    async def _detect(
-        self, data: bytes, sha256: str
-    ) -> tuple[tuple[Detection, ...], DetectionStatus, DetectionFailed | None]:
-        """Run the detector; a failure is returned, to be recorded with the image."""
-        try:
-            return tuple(await self._detector.detect(data)), DetectionStatus.SUCCEEDED, None
-        except DetectionFailed as error:
-            logger.warning("detection failed for image %s: %s", sha256[:12], error)
-            return (), DetectionStatus.FAILED, error
-        except Exception as error:
-            # A faulty detector must not cost the caller their accepted image.
-            logger.exception("detector raised unexpectedly for image %s", sha256[:12])
-            failure = DetectionFailed(f"the detector failed unexpectedly ({type(error).__name__})")
-            return (), DetectionStatus.FAILED, failure
 
     async def _read_content(self, content: UploadedBytes | RemoteUrl) -> tuple[bytes, str | None]:
         if isinstance(content, RemoteUrl):
@@ -169,10 +164,106 @@ class ImageService:
         image = await self.get(image_id)
         return image, await self._blobs.get(image.sha256)
 
-    async def search(self, query: ImageQuery) -> ImagePage:
+    async def search(self, query: SearchQuery) -> ImagePage:
         """A page of images, newest first; ``next_before_id`` continues it."""
         async with self._unit_of_work() as uow:
             found = await uow.images.search(query, limit=query.limit + 1)
         page = found[: query.limit]
         has_more = len(found) > query.limit
         return ImagePage(page, page[-1].id if has_more else None)
+
+    async def relabel(self, image_id: int, label: str, principal: Principal) -> Image:
+        require(principal, Role.TAGGER)
+        new_label = clean_label(label)
+        async with self._unit_of_work() as uow:
+            image = await uow.images.get(image_id)
+            if image is None:
+                raise ImageNotFound(image_id)
+            if image.label != new_label:
+                await uow.images.relabel(image_id, new_label)
+                await uow.audit.append(
+                    AuditEvent(
+                        type=AuditEventType.IMAGE_UPDATED,
+                        actor=principal.actor,
+                        occurred_at=self._clock.now(),
+                        target=f"image:{image_id}",
+                        image_id=image_id,
+                        payload={"label_before": image.label, "label": new_label},
+                    )
+                )
+                await uow.commit()
+        return replace(image, label=new_label)
+
+    async def delete(self, image_id: int, principal: Principal) -> None:
+        """Soft delete: the image leaves reads and searches; the audit trail keeps it."""
+        require(principal, Role.TAGGER)
+        now = self._clock.now()
+        async with self._unit_of_work() as uow:
+            image = await uow.images.get(image_id)
+            if image is None or not await uow.images.delete(image_id, principal.actor, now):
+                raise ImageNotFound(image_id)
+            await uow.audit.append(
+                AuditEvent(
+                    type=AuditEventType.IMAGE_DELETED,
+                    actor=principal.actor,
+                    occurred_at=now,
+                    target=f"image:{image_id}",
+                    image_id=image_id,
+                    payload={"label": image.label, "sha256": image.sha256},
+                )
+            )
+            await uow.commit()
+
+    async def redetect(self, image_id: int, principal: Principal) -> Image:
+        """Run the detector again on a stored image. Earlier runs and their tags stay.
+
+        A failed run is recorded too, then ``DetectionFailed`` is raised with the id.
+        """
+        require(principal, Role.TAGGER)
+        image = await self.get(image_id)
+        data = await self._blobs.get(image.sha256)
+        run, failure = await run_detector(
+            self._detector, data, principal.actor, self._clock.now(), image_ref=str(image_id)
+        )
+        async with self._unit_of_work() as uow:
+            if await uow.images.get(image_id) is None:
+                raise ImageNotFound(image_id)
+            run_id = await uow.images.add_detection_run(image_id, run)
+            await uow.audit.append(detection_run_event(image_id, run, run_id))
+            await uow.commit()
+            stored = await uow.images.get(image_id)
+        if failure is not None:
+            failure.image_id = image_id
+            raise failure
+        assert stored is not None
+        return stored
+
+
+def image_created_event(image: Image, actor: Actor) -> AuditEvent:
+    return AuditEvent(
+        type=AuditEventType.IMAGE_CREATED,
+        actor=actor,
+        occurred_at=image.created_at,
+        target=f"image:{image.id}",
+        image_id=image.id,
+        payload={"label": image.label, "sha256": image.sha256, "source": image.source},
+    )
+
+
+def detection_run_event(image_id: int, run: DetectionRun, run_id: int | None) -> AuditEvent:
+    return AuditEvent(
+        type=AuditEventType.DETECTION_RUN,
+        actor=run.requested_by,
+        occurred_at=run.ran_at,
+        target=f"image:{image_id}",
+        image_id=image_id,
+        payload={
+            "run_id": run_id,
+            "status": run.status.value,
+            "detector": run.detector.detector,
+            "model": run.detector.model,
+            "model_version": run.detector.model_version,
+            "tags": len(run.detections),
+            "error": run.error,
+        },
+    )
