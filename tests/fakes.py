@@ -163,7 +163,10 @@ class FakeTagRepository:
         present = {
             row.tag.name
             for row in self._state.tags
-            if row.image_id == image_id and row.live and row.tag.source is TagSource.HUMAN
+            if row.image_id == image_id
+            and row.live
+            and row.tag.source is TagSource.HUMAN
+            and row.tag.actor.user == actor.user
         }
         added = tuple(name for name in names if name not in present)
         self._state.tags.extend(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from imagetag.domain.detections import DetectorInfo
 from imagetag.domain.errors import InvalidInput
 from imagetag.domain.objects import parse_object_names
-from imagetag.domain.tags import Tag, TagSource
+from imagetag.domain.tags import Tag, TagSource, parse_tag_source
 
 if TYPE_CHECKING:
     from imagetag.domain.images import Image
@@ -244,3 +244,46 @@ def decode_cursor(cursor: str) -> int:
             "cursor is not valid; pass the next_cursor of a previous page", field="cursor"
         )
     return value
+
+
+def parse_search(
+    *,
+    objects: str | None = None,
+    tags: str | None = None,
+    match: str = "any",
+    exclude: str | None = None,
+    untagged: bool | None = None,
+    min_confidence: float | None = None,
+    source: str | None = None,
+    model: str | None = None,
+    tagged_by: str | None = None,
+    tagged_after: str | None = None,
+    tagged_before: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> SearchQuery:
+    """A ``SearchQuery`` from the text of query parameters or command-line options, named
+    alike; each refusal is ``InvalidInput`` naming the parameter."""
+
+    def bound(raw: str | None, field: str) -> datetime | None:
+        return parse_time_bound(raw, field) if raw is not None else None
+
+    return SearchQuery(
+        objects=parse_names(objects, "objects") if objects is not None else (),
+        tags=parse_names(tags, "tags") if tags is not None else (),
+        match=parse_match(match),
+        exclude=parse_names(exclude, "exclude") if exclude is not None else (),
+        untagged=untagged,
+        min_confidence=min_confidence,
+        source=parse_tag_source(source) if source is not None else None,
+        model=ModelRef.parse(model) if model is not None else None,
+        tagged_by=tagged_by.strip() if tagged_by is not None else None,
+        tagged_after=bound(tagged_after, "tagged_after"),
+        tagged_before=bound(tagged_before, "tagged_before"),
+        created_after=bound(created_after, "created_after"),
+        created_before=bound(created_before, "created_before"),
+        limit=limit,
+        before_id=decode_cursor(cursor) if cursor is not None else None,
+    )

@@ -49,8 +49,9 @@ class TagRepository(Protocol):
     async def add_human(
         self, image_id: int, names: Sequence[str], actor: Actor, at: datetime
     ) -> tuple[str, ...]:
-        """Add human tags; names the image already has as live human tags are skipped.
-        Returns the names actually added."""
+        """Add human tags by ``actor.user``; names that user already has live on the image
+        are skipped (another user's tag of the same name is theirs, and both are kept:
+        agreement between people is worth recording). Returns the names actually added."""
         ...
 
     async def remove(self, image_id: int, name: str, actor: Actor, at: datetime) -> int:

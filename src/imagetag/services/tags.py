@@ -30,8 +30,9 @@ class TagService:
     async def add(
         self, image_id: int, names: Sequence[str], principal: Principal
     ) -> tuple[Tag, ...]:
-        """Add human tags; a name the image already carries as a human tag is left as it
-        is, so repeating a request changes nothing. Returns the image's live tags."""
+        """Add human tags as the caller. A name the caller already put on the image is
+        left as it is, so repeating a request changes nothing; another user's tag of the
+        same name stays theirs, and both are kept. Returns the image's live tags."""
         require(principal, Role.TAGGER)
         wanted = check_tag_names(names)
         now = self._clock.now()
