@@ -16,8 +16,10 @@ from imagetag.adapters.sqla.engine import create_engine, session_factory
 from imagetag.adapters.sqla.reader import create_image_reader
 from imagetag.adapters.sqla.unit_of_work import SqlUnitOfWorkFactory
 from imagetag.entrypoints.settings import Settings
+from imagetag.services.audit import AuditService
 from imagetag.services.images import ImageService
 from imagetag.services.keys import KeyService
+from imagetag.services.tags import TagService
 
 
 class Container(containers.DeclarativeContainer):
@@ -65,6 +67,8 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         max_image_bytes=settings.provided.max_upload_bytes,
     )
+    tags = providers.Singleton(TagService, unit_of_work=unit_of_work, clock=clock)
+    audit = providers.Singleton(AuditService, unit_of_work=unit_of_work)
     keys = providers.Singleton(
         KeyService,
         unit_of_work=unit_of_work,

@@ -17,7 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from imagetag import __version__
 from imagetag.domain.errors import ImagetagError
 from imagetag.entrypoints.container import Container, build_container, close_container
-from imagetag.entrypoints.http import routes_health, routes_images
+from imagetag.entrypoints.http import routes_audit, routes_health, routes_images, routes_tags
 from imagetag.entrypoints.http.auth import api_key_authentication
 from imagetag.entrypoints.http.dependencies import dependencies_for
 from imagetag.entrypoints.http.problems import (
@@ -66,7 +66,15 @@ def create_app(container: Container | None = None) -> Litestar:
             routes_images.create_image,
             routes_images.list_images,
             routes_images.get_image,
+            routes_images.update_image,
+            routes_images.delete_image,
+            routes_images.detect_again,
             routes_images.get_image_content,
+            routes_tags.list_image_tags,
+            routes_tags.add_image_tags,
+            routes_tags.remove_image_tag,
+            routes_tags.list_tags,
+            routes_audit.list_audit_events,
         ],
         dependencies=dependencies_for(container),
         middleware=[api_key_authentication(container.keys())],

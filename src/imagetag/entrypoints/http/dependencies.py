@@ -10,10 +10,14 @@ from litestar.params import SkipValidationMarker
 from imagetag.entrypoints.container import Container
 from imagetag.entrypoints.settings import Settings
 from imagetag.ports.detector import Detector
+from imagetag.services.audit import AuditService
 from imagetag.services.images import ImageService
+from imagetag.services.tags import TagService
 
 # Services are our own objects, not request data: Litestar need not validate them.
 Images: TypeAlias = NamedDependency[Annotated[ImageService, SkipValidationMarker()]]
+Tags: TypeAlias = NamedDependency[Annotated[TagService, SkipValidationMarker()]]
+Audit: TypeAlias = NamedDependency[Annotated[AuditService, SkipValidationMarker()]]
 ActiveSettings: TypeAlias = NamedDependency[Annotated[Settings, SkipValidationMarker()]]
 ActiveDetector: TypeAlias = NamedDependency[Annotated[Detector, SkipValidationMarker()]]
 
@@ -24,6 +28,12 @@ def dependencies_for(container: Container) -> dict[str, Provide]:
     def images() -> ImageService:
         return container.images()
 
+    def tags() -> TagService:
+        return container.tags()
+
+    def audit() -> AuditService:
+        return container.audit()
+
     def settings() -> Settings:
         return container.settings()
 
@@ -32,6 +42,8 @@ def dependencies_for(container: Container) -> dict[str, Provide]:
 
     return {
         "images": Provide(images, sync_to_thread=False),
+        "tags": Provide(tags, sync_to_thread=False),
+        "audit": Provide(audit, sync_to_thread=False),
         "settings": Provide(settings, sync_to_thread=False),
         "detector": Provide(detector, sync_to_thread=False),
     }

@@ -19,6 +19,7 @@ from imagetag.domain.errors import (
     InvalidInput,
     KeyNameTaken,
     KeyNotFound,
+    PermissionDenied,
     UnsupportedImage,
     UrlFetchFailed,
     UrlRefused,
@@ -33,6 +34,7 @@ PROBLEM_TYPE_BASE = "https://imagetag.dev/problems/"
 _DOMAIN_STATUS: tuple[tuple[type[ImagetagError], int, str], ...] = (
     (InvalidInput, 400, "invalid-input"),
     (AuthenticationFailed, 401, "unauthenticated"),
+    (PermissionDenied, 403, "forbidden"),
     (ImageNotFound, 404, "not-found"),
     (KeyNotFound, 404, "not-found"),
     (KeyNameTaken, 409, "conflict"),

@@ -7,7 +7,7 @@ import binascii
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, delete, get, patch, post
 from litestar.datastructures import UploadFile
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
@@ -15,18 +15,13 @@ from litestar.params import FromPath, Parameter
 
 from imagetag.domain.errors import InvalidInput
 from imagetag.domain.principals import Principal
-from imagetag.domain.search import (
-    DEFAULT_PAGE_SIZE,
-    ImageQuery,
-    ObjectFilter,
-    decode_cursor,
-    encode_cursor,
-    parse_match,
-)
+from imagetag.domain.search import DEFAULT_PAGE_SIZE, encode_cursor, parse_search
 from imagetag.entrypoints.http.dependencies import Images
+from imagetag.entrypoints.http.guards import TAGGER_ONLY
 from imagetag.entrypoints.http.schemas import (
     ImageBody,
     ImageListBody,
+    ImagePatchJson,
     IngestImageJson,
     image_body,
 )
@@ -78,6 +73,7 @@ class IngestOperation(Operation):
 
 @post(
     "/images",
+    guards=TAGGER_ONLY,
     status_code=200,
     operation_class=IngestOperation,
     summary="Ingest an image from bytes or a URL, optionally detecting objects",
@@ -88,26 +84,61 @@ async def create_image(request: Request[Principal, Any, Any], images: Images) ->
     return image_body(image)
 
 
-@get("/images", summary="List images, newest first, optionally only those with given objects")
+def _text(description: str) -> Any:
+    return Parameter(description=description)
+
+
+@get(
+    "/images",
+    summary="Search images, newest first",
+    description=(
+        "Every parameter is optional and they combine. Tag conditions look at *qualifying* "
+        "tags: live tags passing every provenance filter given (source, model, "
+        "min_confidence — human tags always pass it —, tagged_by, tagged_after/before). "
+        "Times are ISO 8601 dates (midnight UTC) or datetimes (UTC when no offset); "
+        "ranges are half-open: after <= t < before."
+    ),
+)
 async def list_images(
     images: Images,
     objects: Annotated[
-        str | None,
-        Parameter(description="Comma-separated object names, e.g. dog,cat"),
+        str | None, _text("Detected objects (model tags), comma-separated, e.g. dog,cat")
     ] = None,
-    match: Annotated[
-        str, Parameter(description="'any' (default): any of the objects; 'all': every one")
-    ] = "any",
-    limit: Annotated[int, Parameter(description="Page size, 1..1000")] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[
-        str | None, Parameter(description="next_cursor from the previous page")
+    tags: Annotated[str | None, _text("Tags of either source, comma-separated")] = None,
+    match: Annotated[str, _text("'any' (default): any of the names; 'all': every one")] = "any",
+    exclude: Annotated[str | None, _text("No qualifying tag with any of these names")] = None,
+    untagged: Annotated[bool | None, _text("true: no qualifying tag; false: at least one")] = None,
+    min_confidence: Annotated[
+        float | None, _text("Model tags need at least this confidence (0..1)")
     ] = None,
+    source: Annotated[str | None, _text("'human' or 'model'")] = None,
+    model: Annotated[
+        str | None, _text("Model tags of NAME or NAME@VERSION (weights sha256 prefix)")
+    ] = None,
+    tagged_by: Annotated[str | None, _text("Tags added by this user")] = None,
+    tagged_after: Annotated[str | None, _text("Tags added at or after this time")] = None,
+    tagged_before: Annotated[str | None, _text("Tags added before this time")] = None,
+    created_after: Annotated[str | None, _text("Images created at or after this time")] = None,
+    created_before: Annotated[str | None, _text("Images created before this time")] = None,
+    limit: Annotated[int, _text("Page size, 1..1000")] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, _text("next_cursor from the previous page")] = None,
 ) -> ImageListBody:
-    mode = parse_match(match)
-    query = ImageQuery(
-        objects=ObjectFilter.parse(objects, mode) if objects is not None else None,
+    query = parse_search(
+        objects=objects,
+        tags=tags,
+        match=match,
+        exclude=exclude,
+        untagged=untagged,
+        min_confidence=min_confidence,
+        source=source,
+        model=model,
+        tagged_by=tagged_by,
+        tagged_after=tagged_after,
+        tagged_before=tagged_before,
+        created_after=created_after,
+        created_before=created_before,
         limit=limit,
-        before_id=decode_cursor(cursor) if cursor is not None else None,
+        cursor=cursor,
     )
     page = await images.search(query)
     return ImageListBody(
@@ -119,6 +150,40 @@ async def list_images(
 @get("/images/{image_id:int}", summary="One image's metadata and detections")
 async def get_image(image_id: FromPath[int], images: Images) -> ImageBody:
     return image_body(await images.get(image_id))
+
+
+@patch("/images/{image_id:int}", guards=TAGGER_ONLY, summary="Change an image's label (tagger)")
+async def update_image(
+    image_id: FromPath[int],
+    data: ImagePatchJson,
+    request: Request[Principal, Any, Any],
+    images: Images,
+) -> ImageBody:
+    return image_body(await images.relabel(image_id, data.label, request.user))
+
+
+@delete(
+    "/images/{image_id:int}",
+    guards=TAGGER_ONLY,
+    summary="Delete an image (tagger); soft: the audit trail keeps it",
+    status_code=204,
+)
+async def delete_image(
+    image_id: FromPath[int], request: Request[Principal, Any, Any], images: Images
+) -> None:
+    await images.delete(image_id, request.user)
+
+
+@post(
+    "/images/{image_id:int}/detections",
+    guards=TAGGER_ONLY,
+    status_code=200,
+    summary="Run detection again on a stored image (tagger); earlier model tags are kept",
+)
+async def detect_again(
+    image_id: FromPath[int], request: Request[Principal, Any, Any], images: Images
+) -> ImageBody:
+    return image_body(await images.redetect(image_id, request.user))
 
 
 @get("/images/{image_id:int}/content", summary="The stored image bytes", media_type="image/*")

@@ -7,8 +7,11 @@ from typing import Annotated
 
 import msgspec
 
-from imagetag.domain.detections import BoundingBox, Detection, DetectorInfo
+from imagetag.domain.audit import AuditEvent
+from imagetag.domain.detections import BoundingBox, DetectorInfo
 from imagetag.domain.images import Image
+from imagetag.domain.principals import Actor
+from imagetag.domain.tags import Tag
 
 
 class IngestImageJson(msgspec.Struct, forbid_unknown_fields=True):
@@ -25,6 +28,16 @@ class IngestImageJson(msgspec.Struct, forbid_unknown_fields=True):
     )
 
 
+class TagsJson(msgspec.Struct, forbid_unknown_fields=True):
+    names: Annotated[
+        list[str], msgspec.Meta(description='Tag names to add, e.g. ["cat", "indoor"]')
+    ]
+
+
+class ImagePatchJson(msgspec.Struct, forbid_unknown_fields=True):
+    label: Annotated[str, msgspec.Meta(description="The new label (trimmed, 1-200 characters)")]
+
+
 class BoxBody(msgspec.Struct):
     x_min: float
     y_min: float
@@ -35,17 +48,30 @@ class BoxBody(msgspec.Struct):
 class DetectorBody(msgspec.Struct):
     detector: str
     model: str
+    model_version: str
     library_version: str
     model_sha256: str | None
     confidence_threshold: float | None
     iou_threshold: float | None
+    parameters: dict[str, str]
 
 
-class DetectionBody(msgspec.Struct):
+class ActorBody(msgspec.Struct):
+    user: str
+    client: str
+
+
+class TagBody(msgspec.Struct):
+    """A live tag. ``human`` tags have no confidence, box, model or run."""
+
     name: str
-    confidence: float
+    source: str
+    added_by: ActorBody
+    added_at: datetime
+    confidence: float | None
     box: BoxBody | None
-    model: DetectorBody
+    model: DetectorBody | None
+    run_id: int | None
 
 
 class ImageBody(msgspec.Struct):
@@ -58,17 +84,54 @@ class ImageBody(msgspec.Struct):
     height: int
     size_bytes: int
     created_at: datetime
-    created_by: str
+    created_by: ActorBody
     detection_enabled: bool
     detection_status: str
     detection_error: str | None
     objects: list[str]
-    detections: list[DetectionBody]
+    tags: list[TagBody]
     content_url: str
 
 
 class ImageListBody(msgspec.Struct):
     images: list[ImageBody]
+    next_cursor: str | None
+
+
+class ImageTagsBody(msgspec.Struct):
+    image_id: int
+    tags: list[TagBody]
+
+
+class TagRemovalBody(msgspec.Struct):
+    image_id: int
+    name: str
+    removed: int
+
+
+class TagCountBody(msgspec.Struct):
+    name: str
+    images: int
+    human: int
+    model: int
+
+
+class TagCountsBody(msgspec.Struct):
+    tags: list[TagCountBody]
+
+
+class AuditEventBody(msgspec.Struct):
+    id: int
+    type: str
+    occurred_at: datetime
+    actor: ActorBody
+    target: str
+    image_id: int | None
+    payload: dict[str, str | int | float | bool | None]
+
+
+class AuditPageBody(msgspec.Struct):
+    events: list[AuditEventBody]
     next_cursor: str | None
 
 
@@ -83,11 +146,17 @@ def detector_body(info: DetectorInfo) -> DetectorBody:
     return DetectorBody(
         detector=info.detector,
         model=info.model,
+        model_version=info.model_version,
         library_version=info.library_version,
         model_sha256=info.model_sha256,
         confidence_threshold=info.confidence_threshold,
         iou_threshold=info.iou_threshold,
+        parameters=dict(info.parameters),
     )
+
+
+def actor_body(actor: Actor) -> ActorBody:
+    return ActorBody(user=actor.user, client=actor.client)
 
 
 def _box_body(box: BoundingBox | None) -> BoxBody | None:
@@ -102,12 +171,16 @@ def _box_body(box: BoundingBox | None) -> BoxBody | None:
     )
 
 
-def detection_body(detection: Detection) -> DetectionBody:
-    return DetectionBody(
-        name=detection.name,
-        confidence=round(detection.confidence, 4),
-        box=_box_body(detection.box),
-        model=detector_body(detection.detector),
+def tag_body(tag: Tag) -> TagBody:
+    return TagBody(
+        name=tag.name,
+        source=tag.source.value,
+        added_by=actor_body(tag.actor),
+        added_at=tag.added_at,
+        confidence=round(tag.confidence, 4) if tag.confidence is not None else None,
+        box=_box_body(tag.box),
+        model=detector_body(tag.model) if tag.model is not None else None,
+        run_id=tag.run_id,
     )
 
 
@@ -122,11 +195,24 @@ def image_body(image: Image) -> ImageBody:
         height=image.facts.height,
         size_bytes=image.size_bytes,
         created_at=image.created_at,
-        created_by=image.created_by,
+        created_by=actor_body(image.created_by),
         detection_enabled=image.detection_enabled,
         detection_status=image.detection_status.value,
         detection_error=image.detection_error,
         objects=list(image.objects),
-        detections=[detection_body(detection) for detection in image.detections],
+        tags=[tag_body(tag) for tag in image.tags],
         content_url=f"/images/{image.id}/content",
+    )
+
+
+def audit_event_body(event: AuditEvent) -> AuditEventBody:
+    assert event.id is not None
+    return AuditEventBody(
+        id=event.id,
+        type=event.type.value,
+        occurred_at=event.occurred_at,
+        actor=actor_body(event.actor),
+        target=event.target,
+        image_id=event.image_id,
+        payload=dict(event.payload),
     )

@@ -1,0 +1,45 @@
+"""The audit log, for admins."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, get
+from litestar.params import Parameter
+
+from imagetag.domain.audit import AuditQuery, parse_event_types
+from imagetag.domain.principals import Principal
+from imagetag.domain.search import DEFAULT_PAGE_SIZE, decode_cursor, encode_cursor, parse_time_bound
+from imagetag.entrypoints.http.dependencies import Audit
+from imagetag.entrypoints.http.guards import ADMIN_ONLY
+from imagetag.entrypoints.http.schemas import AuditPageBody, audit_event_body
+
+
+@get("/audit", guards=ADMIN_ONLY, summary="Who changed what and when, newest first (admin)")
+async def list_audit_events(
+    request: Request[Principal, Any, Any],
+    audit: Audit,
+    user: Annotated[str | None, Parameter(description="Events by this user")] = None,
+    image_id: Annotated[int | None, Parameter(description="Events about this image")] = None,
+    type: Annotated[
+        str | None, Parameter(description="Event types, comma-separated, e.g. tag.added")
+    ] = None,
+    after: Annotated[str | None, Parameter(description="At or after this time")] = None,
+    before: Annotated[str | None, Parameter(description="Before this time")] = None,
+    limit: Annotated[int, Parameter(description="Page size, 1..1000")] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Parameter(description="next_cursor of the last page")] = None,
+) -> AuditPageBody:
+    query = AuditQuery(
+        user=user,
+        image_id=image_id,
+        types=parse_event_types(type) if type is not None else (),
+        after=parse_time_bound(after, "after") if after is not None else None,
+        before=parse_time_bound(before, "before") if before is not None else None,
+        limit=limit,
+        before_id=decode_cursor(cursor) if cursor is not None else None,
+    )
+    page = await audit.list(query, request.user)
+    return AuditPageBody(
+        events=[audit_event_body(event) for event in page.events],
+        next_cursor=encode_cursor(page.next_before_id) if page.next_before_id else None,
+    )

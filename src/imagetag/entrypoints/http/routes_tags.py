@@ -1,0 +1,63 @@
+"""Tags on images, and the tag vocabulary with its counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, delete, get, post
+from litestar.params import FromPath
+
+from imagetag.domain.principals import Principal
+from imagetag.entrypoints.http.dependencies import Tags
+from imagetag.entrypoints.http.guards import TAGGER_ONLY
+from imagetag.entrypoints.http.schemas import (
+    ImageTagsBody,
+    TagCountBody,
+    TagCountsBody,
+    TagRemovalBody,
+    TagsJson,
+    tag_body,
+)
+
+
+@get("/images/{image_id:int}/tags", summary="An image's live tags with their provenance")
+async def list_image_tags(image_id: FromPath[int], tags: Tags) -> ImageTagsBody:
+    found = await tags.tags_of(image_id)
+    return ImageTagsBody(image_id=image_id, tags=[tag_body(tag) for tag in found])
+
+
+@post(
+    "/images/{image_id:int}/tags",
+    guards=TAGGER_ONLY,
+    status_code=200,
+    summary="Add human tags (tagger); adding a tag the image has is a no-op",
+)
+async def add_image_tags(
+    image_id: FromPath[int], data: TagsJson, request: Request[Principal, Any, Any], tags: Tags
+) -> ImageTagsBody:
+    live = await tags.add(image_id, data.names, request.user)
+    return ImageTagsBody(image_id=image_id, tags=[tag_body(tag) for tag in live])
+
+
+@delete(
+    "/images/{image_id:int}/tags/{name:str}",
+    guards=TAGGER_ONLY,
+    status_code=200,
+    summary="Take a tag off an image (tagger), whoever or whatever added it",
+)
+async def remove_image_tag(
+    image_id: FromPath[int], name: FromPath[str], request: Request[Principal, Any, Any], tags: Tags
+) -> TagRemovalBody:
+    removed = await tags.remove(image_id, name, request.user)
+    return TagRemovalBody(image_id=image_id, name=name, removed=removed)
+
+
+@get("/tags", summary="Every live tag name with how many images carry it, by provenance")
+async def list_tags(tags: Tags) -> TagCountsBody:
+    counts = await tags.counts()
+    return TagCountsBody(
+        tags=[
+            TagCountBody(name=count.name, images=count.images, human=count.human, model=count.model)
+            for count in counts
+        ]
+    )
