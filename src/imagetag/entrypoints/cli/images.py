@@ -14,8 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.table import Table
 
 from imagetag.domain.errors import DetectionFailed, ImagetagError
-from imagetag.domain.images import Image
-from imagetag.domain.search import ImageQuery, ObjectFilter
+from imagetag.domain.search import DEFAULT_PAGE_SIZE, encode_cursor, parse_search
+from imagetag.domain.tags import TagSource
 from imagetag.entrypoints.cli.runtime import (
     cli_principal,
     console,
@@ -24,7 +24,7 @@ from imagetag.entrypoints.cli.runtime import (
     open_container,
     run,
 )
-from imagetag.services.images import ImageService, IngestRequest, UploadedBytes
+from imagetag.services.images import ImagePage, ImageService, IngestRequest, UploadedBytes
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 # Reading and decoding overlap with inference; the detector itself runs one image at a time.
@@ -122,31 +122,65 @@ async def _ingest_all(
 
 
 def search(
-    objects: str | None = typer.Option(None, help="Comma-separated object names, e.g. dog,cat"),
-    match: str = typer.Option("any", help="'any' or 'all' of the objects"),
-    limit: int = typer.Option(100, help="At most this many images (1..1000)"),
+    objects: str | None = typer.Option(None, help="Detected objects, e.g. dog,cat"),
+    tags: str | None = typer.Option(None, help="Tags of either source, e.g. cat,indoor"),
+    match: str = typer.Option("any", help="'any' or 'all' of the names"),
+    exclude: str | None = typer.Option(None, help="No qualifying tag with these names"),
+    untagged: bool | None = typer.Option(
+        None, "--untagged/--tagged", help="Without any qualifying tag / with at least one"
+    ),
+    min_confidence: float | None = typer.Option(None, help="Model tags at least this sure"),
+    source: str | None = typer.Option(None, help="'human' or 'model' tags only"),
+    model: str | None = typer.Option(None, help="Tags of model NAME or NAME@VERSION"),
+    tagged_by: str | None = typer.Option(None, help="Tags added by this user"),
+    tagged_after: str | None = typer.Option(None, help="Tags added at/after (ISO 8601)"),
+    tagged_before: str | None = typer.Option(None, help="Tags added before (ISO 8601)"),
+    created_after: str | None = typer.Option(None, help="Images created at/after (ISO 8601)"),
+    created_before: str | None = typer.Option(None, help="Images created before (ISO 8601)"),
+    limit: int = typer.Option(DEFAULT_PAGE_SIZE, help="At most this many images (1..1000)"),
+    cursor: str | None = typer.Option(None, help="The cursor printed under the last page"),
 ) -> None:
-    """Find images by detected objects (all images, newest first, without --objects)."""
+    """Find images by tags, objects, provenance and dates; newest first. The options
+    combine; they mean what the same parameters of GET /images mean."""
     settings = load_settings()
 
-    async def body() -> list[Image]:
-        query = ImageQuery(
-            objects=ObjectFilter.parse(objects, match) if objects is not None else None,
+    async def body() -> ImagePage:
+        query = parse_search(
+            objects=objects,
+            tags=tags,
+            match=match,
+            exclude=exclude,
+            untagged=untagged,
+            min_confidence=min_confidence,
+            source=source,
+            model=model,
+            tagged_by=tagged_by,
+            tagged_after=tagged_after,
+            tagged_before=tagged_before,
+            created_after=created_after,
+            created_before=created_before,
             limit=limit,
+            cursor=cursor,
         )
         async with open_container(settings) as container:
-            page = await container.images().search(query)
-            return list(page.images)
+            return await container.images().search(query)
 
-    found = run(body)
-    table = Table("id", "label", "objects", "size", "created", "by", title=f"{len(found)} image(s)")
-    for image in found:
+    page = run(body)
+    table = Table(
+        "id", "label", "objects", "human tags", "size", "created", "by",
+        title=f"{len(page.images)} image(s)",
+    )  # fmt: skip
+    for image in page.images:
+        human = sorted({tag.name for tag in image.tags if tag.source is TagSource.HUMAN})
         table.add_row(
             str(image.id),
             image.label,
             ", ".join(image.objects) or "-",
+            ", ".join(human) or "-",
             f"{image.facts.width}x{image.facts.height}",
             image.created_at.isoformat(timespec="seconds"),
-            image.created_by,
+            str(image.created_by),
         )
     console.print(table)
+    if page.next_before_id is not None:
+        console.print(f"more: --cursor {encode_cursor(page.next_before_id)}")

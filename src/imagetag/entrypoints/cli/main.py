@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from imagetag.entrypoints.cli import db, images, keys, serve
+from imagetag.entrypoints.cli import audit, db, images, keys, serve
 
 app = typer.Typer(
     name="imagetag",
@@ -15,5 +15,6 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.command("tag")(images.tag)
 app.command("search")(images.search)
+app.command("audit")(audit.audit)
 app.add_typer(keys.app, name="keys")
 app.add_typer(db.app, name="db")

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from imagetag.adapters.sqla.migrate import current_revision, head_revision, upgrade_database
 from imagetag.domain.errors import ImagetagError
-from imagetag.domain.principals import Principal
+from imagetag.domain.principals import Actor, Principal, Role
 from imagetag.entrypoints.container import Container, build_container, close_container
 from imagetag.entrypoints.settings import Settings, SettingsError
 
@@ -71,9 +71,10 @@ async def _call(coroutine: Callable[[], Awaitable[T]]) -> T:
 
 
 def cli_principal() -> Principal:
-    """The CLI acts as the local operating-system user."""
+    """The CLI acts as the local operating-system user, as an admin: whoever can run it
+    here can open the database directly anyway."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = "unknown"
-    return Principal(f"cli:{user}"[:64])
+    return Principal(Actor(user, "imagetag-cli"), Role.ADMIN)
