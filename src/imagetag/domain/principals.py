@@ -16,8 +16,9 @@ MAX_ACTOR_NAME_LENGTH = 200
 def check_key_name(name: str, *, field: str = "name") -> str:
     """Key, user and client names chosen here: short, and safe in a shell and a URL."""
     if not _KEY_NAME.fullmatch(name):
+        what = "key name" if field == "name" else field
         raise InvalidInput(
-            f"a {field} is 1-64 letters, digits, '_', '.', '@' or '-', starting with a "
+            f"a {what} is 1-64 letters, digits, '_', '.', '@' or '-', starting with a "
             "letter or digit",
             field=field,
         )

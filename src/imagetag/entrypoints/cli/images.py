@@ -15,7 +15,7 @@ from rich.table import Table
 
 from imagetag.domain.errors import DetectionFailed, ImagetagError
 from imagetag.domain.search import DEFAULT_PAGE_SIZE, encode_cursor, parse_search
-from imagetag.domain.tags import TagSource
+from imagetag.domain.tags import TagSource, check_tag_names
 from imagetag.entrypoints.cli.runtime import (
     cli_principal,
     console,
@@ -25,6 +25,7 @@ from imagetag.entrypoints.cli.runtime import (
     run,
 )
 from imagetag.services.images import ImagePage, ImageService, IngestRequest, UploadedBytes
+from imagetag.services.tags import TagService
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 # Reading and decoding overlap with inference; the detector itself runs one image at a time.
@@ -57,9 +58,13 @@ def tag(
     ],
     label: str | None = typer.Option(None, help="Label for every image; generated when missing"),
     detect: bool = typer.Option(False, "--detect", help="Run object detection on each image"),
+    tags: str | None = typer.Option(
+        None, help="Human tags for every image, comma-separated, e.g. cat,indoor"
+    ),
 ) -> None:
-    """Ingest image files and folders, with a progress bar."""
+    """Ingest image files and folders, with a progress bar; tag them as you (the local user)."""
     settings = load_settings()
+    names = check_tag_names(tags.split(",")) if tags is not None else ()
     files = list(image_files(paths))
     if not files:
         errors.print("no image files found in the given paths")
@@ -67,7 +72,9 @@ def tag(
 
     async def body() -> TagOutcome:
         async with open_container(settings) as container:
-            return await _ingest_all(container.images(), files, label=label, detect=detect)
+            return await _ingest_all(
+                container.images(), container.tags(), files, label=label, detect=detect, tags=names
+            )
 
     outcome = run(body)
     # The process ends here: freezing the heap spares the final garbage collection a walk
@@ -83,7 +90,13 @@ def tag(
 
 
 async def _ingest_all(
-    images: ImageService, files: list[Path], *, label: str | None, detect: bool
+    images: ImageService,
+    tagging: TagService,
+    files: list[Path],
+    *,
+    label: str | None,
+    detect: bool,
+    tags: tuple[str, ...],
 ) -> TagOutcome:
     outcome = TagOutcome()
     principal = cli_principal()
@@ -102,15 +115,22 @@ async def _ingest_all(
             async with gate:
                 try:
                     data = await asyncio.to_thread(path.read_bytes)
-                    await images.ingest(
-                        IngestRequest(UploadedBytes(data, path.name), label=label, detect=detect),
-                        principal,
-                    )
+                    image_id: int | None
+                    try:
+                        image = await images.ingest(
+                            IngestRequest(
+                                UploadedBytes(data, path.name), label=label, detect=detect
+                            ),
+                            principal,
+                        )
+                        image_id = image.id
+                    except DetectionFailed as error:
+                        outcome.detection_failed += 1
+                        progress.console.print(f"[yellow]{path}[/yellow]: stored, but {error}")
+                        image_id = error.image_id
                     outcome.stored += 1
-                except DetectionFailed as error:
-                    outcome.stored += 1
-                    outcome.detection_failed += 1
-                    progress.console.print(f"[yellow]{path}[/yellow]: stored, but {error}")
+                    if tags and image_id is not None:
+                        await tagging.add(image_id, tags, principal)
                 except (ImagetagError, OSError) as error:
                     outcome.refused += 1
                     progress.console.print(f"[red]{path}[/red]: {error}")
