@@ -15,7 +15,9 @@ def normalise_object_name(raw: str) -> str:
     collapses inner runs of whitespace or underscores to one space, so that
     ``"Traffic_Light"``, ``' traffic  light '`` and ``traffic light`` are one name.
     """
-    text = " ".join(unicodedata.normalize("NFC", raw).replace("_", " ").casefold().split())
+    # NFC again after case-folding: folding some composed letters (e.g. "ǰ") decomposes them.
+    folded = unicodedata.normalize("NFC", raw).replace("_", " ").casefold()
+    text = " ".join(unicodedata.normalize("NFC", folded).split())
     # Stripping quotes can expose blanks and blanks can hide quotes: repeat until stable,
     # so that normalising twice changes nothing.
     while (stripped := text.strip(_QUOTES).strip()) != text:

@@ -7,6 +7,7 @@ shape whatever produced it: a human through some client, or a detector run.
 from __future__ import annotations
 
 import enum
+import math
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -102,6 +103,8 @@ class Tag:
                 raise ValueError("a human tag has no confidence, box, model or run")
         elif self.confidence is None or self.model is None:
             raise ValueError("a model tag has a confidence and a model")
+        elif not (math.isfinite(self.confidence) and 0.0 <= self.confidence <= 1.0):
+            raise ValueError(f"confidence must be within 0..1, got {self.confidence!r}")
 
     @classmethod
     def by_human(cls, name: str, actor: Actor, added_at: datetime) -> Tag:

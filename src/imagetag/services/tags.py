@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from imagetag.domain.audit import AuditEvent, AuditEventType
-from imagetag.domain.errors import ImageNotFound, InvalidInput
+from imagetag.domain.errors import ImageNotFound
+from imagetag.domain.objects import normalise_object_name
 from imagetag.domain.principals import Principal, Role
-from imagetag.domain.tags import Tag, TagCount, check_tag_name, check_tag_names
+from imagetag.domain.tags import Tag, TagCount, check_tag_names
 from imagetag.ports.clock import Clock
 from imagetag.ports.repository import UnitOfWorkFactory
 from imagetag.services.authorization import require
@@ -63,10 +64,9 @@ class TagService:
         which is not an error, so retrying a removal is safe.
         """
         require(principal, Role.TAGGER)
-        try:
-            tag_name = check_tag_name(name, field="name")
-        except InvalidInput:
-            tag_name = None
+        # Normalised but not checked like typed tags: a detector's names may hold
+        # characters a person could not add ("tabby, tabby cat"), and must stay removable.
+        tag_name = normalise_object_name(name) or None
         now = self._clock.now()
         async with self._unit_of_work() as uow:
             if await uow.images.get(image_id) is None:

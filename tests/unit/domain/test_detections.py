@@ -128,3 +128,13 @@ def test_object_names_are_distinct_and_alphabetical() -> None:
 
 def test_object_names_of_no_detections_is_empty() -> None:
     assert object_names(()) == ()
+
+
+def test_model_version_is_the_weights_sha256_prefix_when_the_weights_are_known() -> None:
+    info = DetectorInfo("yolo-torch", "yolov8n.pt", "8.3.0", model_sha256="3b2c1f0e9d8a" + "0" * 52)
+
+    assert info.model_version == "3b2c1f0e9d8a"
+
+
+def test_model_version_is_the_library_version_when_the_weights_are_unknown() -> None:
+    assert DetectorInfo("imagga", "imagga-tagging", "v2").model_version == "v2"

@@ -7,16 +7,34 @@ import pytest
 from imagetag.domain.detections import Detection, DetectorInfo
 from imagetag.domain.images import (
     MAX_LABEL_LENGTH,
+    DetectionRun,
     DetectionStatus,
     Image,
     ImageFacts,
     NewImage,
 )
+from imagetag.domain.principals import Actor
+from imagetag.domain.tags import Tag, TagSource
 
 SHA = "ab" * 32
 FACTS = ImageFacts("image/jpeg", 640, 480)
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+ALICE = Actor("alice", "labelling-ui")
 YOLO = DetectorInfo(detector="yolo", model="yolov8n", library_version="8.3.0")
+
+
+def detected(*names: str) -> tuple[Detection, ...]:
+    return tuple(Detection(name, 0.9, None, YOLO) for name in names)
+
+
+def run(**changes: Any) -> DetectionRun:
+    values: dict[str, Any] = {
+        "detector": YOLO,
+        "status": DetectionStatus.SUCCEEDED,
+        "requested_by": ALICE,
+        "ran_at": NOW,
+    }
+    return DetectionRun(**(values | changes))
 
 
 def new_image(**changes: Any) -> NewImage:
@@ -27,13 +45,9 @@ def new_image(**changes: Any) -> NewImage:
         "facts": FACTS,
         "size_bytes": 1234,
         "created_at": NOW,
-        "created_by": "admin",
+        "created_by": ALICE,
     }
     return NewImage(**(values | changes))
-
-
-def detected(*names: str) -> tuple[Detection, ...]:
-    return tuple(Detection(name, 0.9, None, YOLO) for name in names)
 
 
 @pytest.mark.parametrize("media_type", ["text/plain", "application/octet-stream", "", "IMAGE/png"])
@@ -51,8 +65,8 @@ def test_image_facts_need_a_positive_width_and_height(width: int, height: int) -
 def test_new_image_with_valid_fields_is_created_without_detection() -> None:
     image = new_image()
 
-    assert image.detection_status is DetectionStatus.NOT_REQUESTED
-    assert image.detections == ()
+    assert image.detection is None
+    assert image.created_by == ALICE
 
 
 @pytest.mark.parametrize("label", ["", " dog", "dog ", "x" * (MAX_LABEL_LENGTH + 1)])
@@ -82,75 +96,139 @@ def test_new_image_creation_time_must_be_timezone_aware() -> None:
         new_image(created_at=datetime(2024, 5, 1, 12, 0))
 
 
-def test_new_image_names_who_created_it() -> None:
-    with pytest.raises(ValueError, match="created_by"):
-        new_image(created_by="")
+def test_a_detection_run_either_succeeded_or_failed() -> None:
+    with pytest.raises(ValueError, match="succeeded or failed"):
+        run(status=DetectionStatus.NOT_REQUESTED)
 
 
-@pytest.mark.parametrize("status", [DetectionStatus.NOT_REQUESTED, DetectionStatus.FAILED])
-def test_only_a_successful_detection_run_has_detections(status: DetectionStatus) -> None:
+def test_only_a_successful_detection_run_has_detections() -> None:
     with pytest.raises(ValueError, match="successful"):
-        new_image(detection_status=status, detection_error="boom", detections=detected("dog"))
+        run(status=DetectionStatus.FAILED, error="boom", detections=detected("dog"))
 
 
-def test_failed_detection_must_say_why() -> None:
+def test_a_failed_detection_run_must_say_why() -> None:
     with pytest.raises(ValueError, match="error"):
-        new_image(detection_status=DetectionStatus.FAILED)
+        run(status=DetectionStatus.FAILED)
 
 
-@pytest.mark.parametrize("status", [DetectionStatus.NOT_REQUESTED, DetectionStatus.SUCCEEDED])
-def test_only_a_failed_detection_carries_an_error(status: DetectionStatus) -> None:
+def test_only_a_failed_detection_run_carries_an_error() -> None:
     with pytest.raises(ValueError, match="error"):
-        new_image(detection_status=status, detection_error="boom")
+        run(error="boom")
 
 
-def test_successful_detection_may_find_nothing() -> None:
-    assert new_image(detection_status=DetectionStatus.SUCCEEDED).detections == ()
+def test_a_successful_detection_run_may_find_nothing() -> None:
+    assert run().tags() == ()
 
 
-def test_stored_image_keeps_every_field_and_gains_its_id() -> None:
-    new = new_image(detection_status=DetectionStatus.SUCCEEDED, detections=detected("dog"))
+def test_a_detection_run_time_must_be_timezone_aware() -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        run(ran_at=datetime(2024, 5, 1, 12, 0))
+
+
+def test_a_detection_run_tags_the_image_with_each_detection_as_asked_for_by_its_requester() -> None:
+    found = Detection("dog", 0.7, None, YOLO)
+
+    [tag] = run(detections=(found,)).tags(run_id=4)
+
+    assert tag == Tag.from_detection(found, ALICE, NOW, run_id=4)
+    assert (tag.source, tag.actor, tag.added_at, tag.run_id) == (TagSource.MODEL, ALICE, NOW, 4)
+
+
+def test_a_stored_image_keeps_every_field_and_gains_its_id() -> None:
+    new = new_image()
 
     image = Image.stored(new, 7)
 
     assert image.id == 7
-    assert {f.name: getattr(image, f.name) for f in dataclasses.fields(NewImage)} == {
-        f.name: getattr(new, f.name) for f in dataclasses.fields(NewImage)
+    fields = {f.name for f in dataclasses.fields(NewImage)} - {"detection"}
+    assert {name: getattr(image, name) for name in fields} == {
+        name: getattr(new, name) for name in fields
     }
+    assert image.tags == ()
+    assert image.detection_status is DetectionStatus.NOT_REQUESTED
+
+
+def test_a_stored_image_carries_the_model_tags_of_its_detection_run() -> None:
+    new = new_image(detection=run(detections=detected("person", "bus", "person")))
+
+    image = Image.stored(new, 7, run_id=2)
+
+    assert [(tag.name, tag.source, tag.run_id) for tag in image.tags] == [
+        ("person", TagSource.MODEL, 2),
+        ("bus", TagSource.MODEL, 2),
+        ("person", TagSource.MODEL, 2),
+    ]
+    assert image.detection_status is DetectionStatus.SUCCEEDED
+
+
+def test_a_stored_image_whose_detection_failed_says_why_and_has_no_tags() -> None:
+    new = new_image(detection=run(status=DetectionStatus.FAILED, error="model missing"))
+
+    image = Image.stored(new, 7)
+
+    assert image.detection_status is DetectionStatus.FAILED
+    assert image.detection_error == "model missing"
+    assert image.tags == ()
 
 
 @pytest.mark.parametrize("image_id", [0, -3])
-def test_stored_image_has_a_positive_id(image_id: int) -> None:
+def test_a_stored_image_has_a_positive_id(image_id: int) -> None:
     with pytest.raises(ValueError, match="positive id"):
         Image.stored(new_image(), image_id)
 
 
-def test_stored_image_still_checks_the_new_image_invariants() -> None:
-    fields = {f.name: getattr(new_image(), f.name) for f in dataclasses.fields(NewImage)}
-
+def test_a_stored_image_still_checks_the_label() -> None:
     with pytest.raises(ValueError, match="label"):
-        Image(**(fields | {"label": ""}), id=1)
-
-
-def test_image_objects_are_its_distinct_detected_names_in_alphabetical_order() -> None:
-    new = new_image(
-        detection_status=DetectionStatus.SUCCEEDED, detections=detected("person", "bus", "person")
-    )
-
-    assert Image.stored(new, 1).objects == ("bus", "person")
+        dataclasses.replace(Image.stored(new_image(), 1), label="")
 
 
 @pytest.mark.parametrize(
-    ("status", "error", "enabled"),
+    ("status", "error"),
     [
-        (DetectionStatus.NOT_REQUESTED, None, False),
-        (DetectionStatus.SUCCEEDED, None, True),
-        (DetectionStatus.FAILED, "model missing", True),
+        (DetectionStatus.FAILED, None),
+        (DetectionStatus.SUCCEEDED, "boom"),
+        (DetectionStatus.NOT_REQUESTED, "boom"),
+    ],
+)
+def test_a_stored_image_carries_an_error_exactly_when_its_detection_failed(
+    status: DetectionStatus, error: str | None
+) -> None:
+    with pytest.raises(ValueError, match="error"):
+        dataclasses.replace(
+            Image.stored(new_image(), 1), detection_status=status, detection_error=error
+        )
+
+
+def test_image_objects_are_the_distinct_model_tag_names_in_alphabetical_order() -> None:
+    image = Image.stored(
+        new_image(detection=run(detections=detected("person", "bus", "person"))), 1
+    )
+    image = dataclasses.replace(image, tags=(*image.tags, Tag.by_human("zebra", ALICE, NOW)))
+
+    assert image.objects == ("bus", "person")
+
+
+def test_image_tag_names_are_the_distinct_names_of_every_tag_in_alphabetical_order() -> None:
+    image = Image.stored(new_image(detection=run(detections=detected("person", "bus"))), 1)
+    image = dataclasses.replace(
+        image,
+        tags=(*image.tags, Tag.by_human("zebra", ALICE, NOW), Tag.by_human("bus", ALICE, NOW)),
+    )
+
+    assert image.tag_names == ("bus", "person", "zebra")
+
+
+@pytest.mark.parametrize(
+    ("detection", "enabled"),
+    [
+        (None, False),
+        (run(), True),
+        (run(status=DetectionStatus.FAILED, error="model missing"), True),
     ],
 )
 def test_detection_is_enabled_once_it_was_requested(
-    status: DetectionStatus, error: str | None, enabled: bool
+    detection: DetectionRun | None, enabled: bool
 ) -> None:
-    image = Image.stored(new_image(detection_status=status, detection_error=error), 1)
+    image = Image.stored(new_image(detection=detection), 1)
 
     assert image.detection_enabled is enabled

@@ -2,9 +2,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from imagetag.domain.errors import InvalidInput
 from imagetag.domain.objects import normalise_object_name, parse_object_names
-from imagetag.domain.search import Match, ObjectFilter
 
 QUOTES = ['"', "'", "`", "\u2018", "\u2019", "\u201c", "\u201d"]
 
@@ -105,33 +103,3 @@ def test_parse_object_names_keeps_each_name_once_in_first_seen_order(typed: list
 
     assert parse_object_names(",".join(typed)) == expected
     assert parse_object_names(typed) == expected
-
-
-@pytest.mark.parametrize("raw", ["", " ", ",", '""', "' , '", []])
-def test_object_filter_without_any_name_is_invalid_input_on_objects(raw: str | list[str]) -> None:
-    with pytest.raises(InvalidInput) as raised:
-        ObjectFilter.parse(raw)
-
-    assert raised.value.field == "objects"
-
-
-def test_object_filter_built_directly_without_names_is_invalid() -> None:
-    with pytest.raises(InvalidInput):
-        ObjectFilter(())
-
-
-@pytest.mark.parametrize(("match", "mode"), [("any", Match.ANY), (" ALL ", Match.ALL)])
-def test_object_filter_match_mode_is_read_case_insensitively(match: str, mode: Match) -> None:
-    assert ObjectFilter.parse("dog", match).match is mode
-
-
-def test_object_filter_matches_any_by_default() -> None:
-    assert ObjectFilter.parse('"Dog, cat"') == ObjectFilter(("dog", "cat"), Match.ANY)
-
-
-@pytest.mark.parametrize("match", ["", "some", "every", "anyall"])
-def test_object_filter_with_unknown_match_mode_is_invalid_input_on_match(match: str) -> None:
-    with pytest.raises(InvalidInput) as raised:
-        ObjectFilter.parse("dog", match)
-
-    assert raised.value.field == "match"

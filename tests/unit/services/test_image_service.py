@@ -1,80 +1,43 @@
 import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import pytest
 
+from imagetag.domain.audit import AuditEventType
 from imagetag.domain.errors import (
     DetectionFailed,
     DetectorUnavailable,
     ImageNotFound,
     ImageTooLarge,
     InvalidInput,
+    PermissionDenied,
     UnsupportedImage,
     UrlFetchFailed,
     UrlRefused,
 )
-from imagetag.domain.images import DetectionStatus, ImageFacts
-from imagetag.domain.principals import Principal
-from imagetag.domain.search import ImageQuery, ObjectFilter
+from imagetag.domain.images import DetectionStatus
+from imagetag.domain.search import Match, SearchQuery
+from imagetag.domain.tags import TagSource
 from imagetag.ports.fetcher import FetchedContent
 from imagetag.services.images import ImageService, IngestRequest, RemoteUrl, UploadedBytes
 from tests.fakes import (
+    ALICE,
+    BOB,
     EPOCH,
+    FAKE_DETECTOR_INFO,
     PNG_MAGIC,
+    READER,
     FakeBlobStore,
     FakeDetector,
     FakeFetcher,
-    FakeImageInspector,
-    FakeImageReader,
     FakeUnitOfWorkFactory,
-    FixedClock,
     detection,
 )
+from tests.unit.services.inputs import FACTS, MAX_BYTES, PHOTO_URL, PNG
 
-MAX_BYTES = 1000
-PNG = PNG_MAGIC + b"a dog on a bus"
 PNG_SHA = hashlib.sha256(PNG).hexdigest()
-FACTS = ImageFacts("image/png", 640, 480)
-ALICE = Principal("alice")
-PHOTO_URL = "https://x.org/a/my_dog-photo.jpg?x=1"
-
-
-@pytest.fixture
-def unit_of_work() -> FakeUnitOfWorkFactory:
-    return FakeUnitOfWorkFactory()
-
-
-@pytest.fixture
-def blobs() -> FakeBlobStore:
-    return FakeBlobStore()
-
-
-@pytest.fixture
-def fetcher() -> FakeFetcher:
-    return FakeFetcher({PHOTO_URL: FetchedContent(PHOTO_URL, PNG, "image/png")})
-
-
-@pytest.fixture
-def detector() -> FakeDetector:
-    return FakeDetector([detection("person"), detection("bus"), detection("person", 0.4)])
-
-
-@pytest.fixture
-def service(
-    unit_of_work: FakeUnitOfWorkFactory,
-    blobs: FakeBlobStore,
-    fetcher: FakeFetcher,
-    detector: FakeDetector,
-) -> ImageService:
-    return ImageService(
-        unit_of_work=unit_of_work,
-        reader=FakeImageReader(unit_of_work.storage),
-        blobs=blobs,
-        inspector=FakeImageInspector(FACTS),
-        fetcher=fetcher,
-        detector=detector,
-        clock=FixedClock(),
-        max_image_bytes=MAX_BYTES,
-    )
+SECOND = timedelta(seconds=1)
 
 
 def upload(
@@ -87,15 +50,32 @@ def upload(
     return IngestRequest(UploadedBytes(data, filename), label=label, detect=detect)
 
 
+def commits(unit_of_work: FakeUnitOfWorkFactory) -> int:
+    return sum(unit.committed for unit in unit_of_work.units)
+
+
+def event_types(unit_of_work: FakeUnitOfWorkFactory) -> list[AuditEventType]:
+    return [event.type for event in unit_of_work.committed_audit]
+
+
+def run_ids(unit_of_work: FakeUnitOfWorkFactory) -> list[int]:
+    return sorted(unit_of_work.storage.state.runs)
+
+
 def assert_nothing_stored(unit_of_work: FakeUnitOfWorkFactory, blobs: FakeBlobStore) -> None:
     assert unit_of_work.committed_images == []
+    assert unit_of_work.committed_audit == []
+    assert commits(unit_of_work) == 0
     assert blobs.blobs == {}
 
 
+# Ingesting.
+
+
 async def test_ingesting_bytes_stores_the_record_and_the_bytes(
-    service: ImageService, unit_of_work: FakeUnitOfWorkFactory, blobs: FakeBlobStore
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory, blobs: FakeBlobStore
 ) -> None:
-    image = await service.ingest(upload(filename="dog.png"), ALICE)
+    image = await images.ingest(upload(filename="dog.png"), ALICE)
 
     assert unit_of_work.committed_images == [image]
     assert blobs.blobs == {PNG_SHA: PNG}
@@ -103,15 +83,30 @@ async def test_ingesting_bytes_stores_the_record_and_the_bytes(
     assert image.size_bytes == len(PNG)
     assert image.facts == FACTS
     assert image.source == "dog.png"
-    assert image.created_by == "alice"
+    assert image.created_by == ALICE.actor
     assert image.created_at == EPOCH
+    assert image.tags == ()
     assert image.detection_status is DetectionStatus.NOT_REQUESTED
 
 
-async def test_ingesting_from_a_url_records_the_url_as_source_and_names_the_image_after_it(
-    service: ImageService, fetcher: FakeFetcher, blobs: FakeBlobStore
+async def test_ingesting_writes_an_image_created_event_in_the_same_commit(
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory
 ) -> None:
-    image = await service.ingest(IngestRequest(RemoteUrl(PHOTO_URL)), ALICE)
+    image = await images.ingest(upload(filename="dog.png"), ALICE)
+
+    [event] = unit_of_work.committed_audit
+    assert event.type is AuditEventType.IMAGE_CREATED
+    assert event.actor == ALICE.actor
+    assert event.occurred_at == image.created_at
+    assert (event.target, event.image_id) == (f"image:{image.id}", image.id)
+    assert event.payload == {"label": "dog", "sha256": PNG_SHA, "source": "dog.png"}
+    assert commits(unit_of_work) == 1
+
+
+async def test_ingesting_from_a_url_records_the_url_as_source_and_names_the_image_after_it(
+    images: ImageService, fetcher: FakeFetcher, blobs: FakeBlobStore
+) -> None:
+    image = await images.ingest(IngestRequest(RemoteUrl(PHOTO_URL)), ALICE)
 
     assert fetcher.requested == [PHOTO_URL]
     assert image.source == PHOTO_URL
@@ -119,98 +114,171 @@ async def test_ingesting_from_a_url_records_the_url_as_source_and_names_the_imag
     assert blobs.blobs == {PNG_SHA: PNG}
 
 
-async def test_given_label_is_kept_with_its_whitespace_tidied(service: ImageService) -> None:
-    image = await service.ingest(upload(filename="dog.png", label="  my   dog "), ALICE)
+async def test_given_label_is_kept_with_its_whitespace_tidied(images: ImageService) -> None:
+    image = await images.ingest(upload(filename="dog.png", label="  my   dog "), ALICE)
 
     assert image.label == "my dog"
 
 
 async def test_label_is_generated_from_detected_objects_before_the_file_name(
-    service: ImageService,
+    images: ImageService,
 ) -> None:
-    image = await service.ingest(upload(filename="dog.png", detect=True), ALICE)
+    image = await images.ingest(upload(filename="dog.png", detect=True), ALICE)
 
     assert image.label == "bus, person"
     assert image.objects == ("bus", "person")
     assert image.detection_status is DetectionStatus.SUCCEEDED
-    assert len(image.detections) == 3
 
 
 async def test_label_is_generated_from_the_file_name_when_detection_finds_nothing(
-    service: ImageService, detector: FakeDetector
+    images: ImageService, detector: FakeDetector
 ) -> None:
     detector.detections = []
 
-    image = await service.ingest(upload(filename="red_bus.png", detect=True), ALICE)
+    image = await images.ingest(upload(filename="red_bus.png", detect=True), ALICE)
 
     assert image.label == "red bus"
     assert image.detection_status is DetectionStatus.SUCCEEDED
 
 
 async def test_label_falls_back_to_the_sha256_prefix_without_objects_or_file_name(
-    service: ImageService,
+    images: ImageService,
 ) -> None:
-    image = await service.ingest(upload(), ALICE)
+    image = await images.ingest(upload(), ALICE)
 
     assert image.label == f"image {PNG_SHA[:8]}"
 
 
 async def test_detect_false_never_calls_the_detector(
-    service: ImageService, detector: FakeDetector
+    images: ImageService, detector: FakeDetector, unit_of_work: FakeUnitOfWorkFactory
 ) -> None:
-    image = await service.ingest(upload(filename="dog.png", detect=False), ALICE)
+    image = await images.ingest(upload(filename="dog.png", detect=False), ALICE)
 
     assert detector.calls == []
-    assert image.detections == ()
+    assert image.tags == ()
+    assert unit_of_work.committed_runs == []
 
 
 async def test_detect_true_runs_the_detector_on_the_ingested_bytes(
-    service: ImageService, detector: FakeDetector
+    images: ImageService, detector: FakeDetector
 ) -> None:
-    await service.ingest(upload(detect=True), ALICE)
+    await images.ingest(upload(detect=True), ALICE)
 
     assert detector.calls == [PNG]
 
 
+async def test_detections_become_model_tags_with_the_provenance_of_their_run(
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory
+) -> None:
+    image = await images.ingest(upload(detect=True), ALICE)
+
+    [run_id] = run_ids(unit_of_work)
+    assert [(tag.name, tag.confidence) for tag in image.tags] == [
+        ("person", 0.9),
+        ("bus", 0.9),
+        ("person", 0.4),
+    ]
+    assert all(tag.source is TagSource.MODEL for tag in image.tags)
+    assert {(tag.model, tag.run_id, tag.actor) for tag in image.tags} == {
+        (FAKE_DETECTOR_INFO, run_id, ALICE.actor)
+    }
+    assert {tag.added_at for tag in image.tags} == {EPOCH}
+
+
+async def test_ingesting_with_detection_records_the_run_and_its_event_in_the_same_commit(
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory
+) -> None:
+    image = await images.ingest(upload(detect=True), ALICE)
+
+    [(image_id, run)] = unit_of_work.committed_runs
+    assert image_id == image.id
+    assert run.requested_by == ALICE.actor
+    assert run.status is DetectionStatus.SUCCEEDED
+    assert event_types(unit_of_work) == [
+        AuditEventType.IMAGE_CREATED,
+        AuditEventType.DETECTION_RUN,
+    ]
+    run_event = unit_of_work.committed_audit[1]
+    assert run_event.image_id == image.id
+    assert run_event.payload == {
+        "run_id": run_ids(unit_of_work)[0],
+        "status": "succeeded",
+        "detector": "fake",
+        "model": "fake-model",
+        "model_version": "0",
+        "tags": 3,
+        "error": None,
+    }
+    assert commits(unit_of_work) == 1
+
+
+async def test_the_detection_event_names_its_run_even_when_the_run_found_nothing(
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory, detector: FakeDetector
+) -> None:
+    detector.detections = []
+
+    await images.ingest(upload(detect=True), ALICE)
+
+    [run_id] = run_ids(unit_of_work)
+    assert unit_of_work.committed_audit[1].payload["run_id"] == run_id
+
+
+async def test_a_reader_may_not_ingest_and_nothing_is_fetched_or_stored(
+    images: ImageService,
+    unit_of_work: FakeUnitOfWorkFactory,
+    blobs: FakeBlobStore,
+    fetcher: FakeFetcher,
+    detector: FakeDetector,
+) -> None:
+    with pytest.raises(PermissionDenied) as raised:
+        await images.ingest(IngestRequest(RemoteUrl(PHOTO_URL), detect=True), READER)
+
+    assert (raised.value.role, raised.value.needed) == ("reader", "tagger")
+    assert fetcher.requested == []
+    assert detector.calls == []
+    assert_nothing_stored(unit_of_work, blobs)
+
+
 @pytest.mark.parametrize("label", ["", "   ", "x" * 201])
 async def test_invalid_label_is_refused_before_anything_is_fetched_or_stored(
-    service: ImageService,
+    images: ImageService,
     unit_of_work: FakeUnitOfWorkFactory,
     blobs: FakeBlobStore,
     fetcher: FakeFetcher,
     label: str,
 ) -> None:
-    with pytest.raises(InvalidInput):
-        await service.ingest(IngestRequest(RemoteUrl(PHOTO_URL), label=label), ALICE)
+    with pytest.raises(InvalidInput) as raised:
+        await images.ingest(IngestRequest(RemoteUrl(PHOTO_URL), label=label), ALICE)
 
+    assert raised.value.field == "label"
     assert fetcher.requested == []
     assert_nothing_stored(unit_of_work, blobs)
 
 
 async def test_empty_upload_is_invalid_and_nothing_is_stored(
-    service: ImageService, unit_of_work: FakeUnitOfWorkFactory, blobs: FakeBlobStore
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory, blobs: FakeBlobStore
 ) -> None:
     with pytest.raises(InvalidInput):
-        await service.ingest(upload(b""), ALICE)
+        await images.ingest(upload(b""), ALICE)
 
     assert_nothing_stored(unit_of_work, blobs)
 
 
 async def test_image_over_the_byte_limit_is_too_large_and_nothing_is_stored(
-    service: ImageService,
+    images: ImageService,
     unit_of_work: FakeUnitOfWorkFactory,
     blobs: FakeBlobStore,
     detector: FakeDetector,
 ) -> None:
     with pytest.raises(ImageTooLarge):
-        await service.ingest(upload(PNG_MAGIC.ljust(MAX_BYTES + 1, b"x"), detect=True), ALICE)
+        await images.ingest(upload(PNG_MAGIC.ljust(MAX_BYTES + 1, b"x"), detect=True), ALICE)
 
     assert detector.calls == []
     assert_nothing_stored(unit_of_work, blobs)
 
 
 async def test_fetched_image_over_the_byte_limit_is_too_large_and_nothing_is_stored(
-    service: ImageService,
+    images: ImageService,
     unit_of_work: FakeUnitOfWorkFactory,
     blobs: FakeBlobStore,
     fetcher: FakeFetcher,
@@ -219,25 +287,25 @@ async def test_fetched_image_over_the_byte_limit_is_too_large_and_nothing_is_sto
     fetcher.responses[PHOTO_URL] = FetchedContent(PHOTO_URL, big, "image/png")
 
     with pytest.raises(ImageTooLarge):
-        await service.ingest(IngestRequest(RemoteUrl(PHOTO_URL)), ALICE)
+        await images.ingest(IngestRequest(RemoteUrl(PHOTO_URL)), ALICE)
 
     assert_nothing_stored(unit_of_work, blobs)
 
 
-async def test_image_of_exactly_the_byte_limit_is_accepted(service: ImageService) -> None:
-    image = await service.ingest(upload(PNG_MAGIC.ljust(MAX_BYTES, b"x")), ALICE)
+async def test_image_of_exactly_the_byte_limit_is_accepted(images: ImageService) -> None:
+    image = await images.ingest(upload(PNG_MAGIC.ljust(MAX_BYTES, b"x")), ALICE)
 
     assert image.size_bytes == MAX_BYTES
 
 
 async def test_bytes_that_are_not_an_image_are_unsupported_and_nothing_is_stored(
-    service: ImageService,
+    images: ImageService,
     unit_of_work: FakeUnitOfWorkFactory,
     blobs: FakeBlobStore,
     detector: FakeDetector,
 ) -> None:
     with pytest.raises(UnsupportedImage):
-        await service.ingest(upload(b"%PDF-1.7 not an image", "doc.png", detect=True), ALICE)
+        await images.ingest(upload(b"%PDF-1.7 not an image", "doc.png", detect=True), ALICE)
 
     assert detector.calls == []
     assert_nothing_stored(unit_of_work, blobs)
@@ -245,7 +313,7 @@ async def test_bytes_that_are_not_an_image_are_unsupported_and_nothing_is_stored
 
 @pytest.mark.parametrize("error", [UrlRefused("private address"), UrlFetchFailed("timed out")])
 async def test_url_that_cannot_be_fetched_fails_and_nothing_is_stored(
-    service: ImageService,
+    images: ImageService,
     unit_of_work: FakeUnitOfWorkFactory,
     blobs: FakeBlobStore,
     fetcher: FakeFetcher,
@@ -254,13 +322,13 @@ async def test_url_that_cannot_be_fetched_fails_and_nothing_is_stored(
     fetcher.responses[PHOTO_URL] = error
 
     with pytest.raises(type(error)):
-        await service.ingest(IngestRequest(RemoteUrl(PHOTO_URL)), ALICE)
+        await images.ingest(IngestRequest(RemoteUrl(PHOTO_URL)), ALICE)
 
     assert_nothing_stored(unit_of_work, blobs)
 
 
 async def test_url_answering_with_something_else_than_an_image_is_a_fetch_failure(
-    service: ImageService,
+    images: ImageService,
     unit_of_work: FakeUnitOfWorkFactory,
     blobs: FakeBlobStore,
     fetcher: FakeFetcher,
@@ -268,20 +336,20 @@ async def test_url_answering_with_something_else_than_an_image_is_a_fetch_failur
     fetcher.responses[PHOTO_URL] = FetchedContent(PHOTO_URL, b"<html>login</html>", "text/html")
 
     with pytest.raises(UrlFetchFailed, match="did not answer with an image"):
-        await service.ingest(IngestRequest(RemoteUrl(PHOTO_URL)), ALICE)
+        await images.ingest(IngestRequest(RemoteUrl(PHOTO_URL)), ALICE)
 
     assert_nothing_stored(unit_of_work, blobs)
 
 
 async def test_a_detector_raising_something_unexpected_still_keeps_the_image(
-    service: ImageService, unit_of_work: FakeUnitOfWorkFactory, detector: FakeDetector
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory, detector: FakeDetector
 ) -> None:
     detector.error = RuntimeError("segfault-ish")
 
     with pytest.raises(DetectionFailed, match="RuntimeError") as raised:
-        await service.ingest(upload(filename="dog.png", detect=True), ALICE)
+        await images.ingest(upload(filename="dog.png", detect=True), ALICE)
 
-    stored = await service.get(raised.value.image_id or 0)
+    stored = await images.get(raised.value.image_id or 0)
     assert unit_of_work.committed_images == [stored]
     assert stored.detection_status is DetectionStatus.FAILED
 
@@ -290,7 +358,7 @@ async def test_a_detector_raising_something_unexpected_still_keeps_the_image(
     "error", [DetectionFailed("model crashed"), DetectorUnavailable("model crashed")]
 )
 async def test_failed_detection_keeps_the_image_and_raises_with_its_id(
-    service: ImageService,
+    images: ImageService,
     unit_of_work: FakeUnitOfWorkFactory,
     blobs: FakeBlobStore,
     detector: FakeDetector,
@@ -299,44 +367,68 @@ async def test_failed_detection_keeps_the_image_and_raises_with_its_id(
     detector.error = error
 
     with pytest.raises(type(error)) as raised:
-        await service.ingest(upload(filename="dog.png", detect=True), ALICE)
+        await images.ingest(upload(filename="dog.png", detect=True), ALICE)
 
     assert raised.value.image_id is not None
-    stored = await service.get(raised.value.image_id)
+    stored = await images.get(raised.value.image_id)
     assert unit_of_work.committed_images == [stored]
     assert blobs.blobs == {PNG_SHA: PNG}
     assert stored.detection_status is DetectionStatus.FAILED
     assert stored.detection_error == "model crashed"
-    assert stored.detections == ()
+    assert stored.tags == ()
     assert stored.label == "dog"
 
 
-async def test_getting_an_unknown_image_is_not_found(service: ImageService) -> None:
+async def test_failed_detection_is_recorded_as_a_failed_run_with_its_event(
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory, detector: FakeDetector
+) -> None:
+    detector.error = DetectionFailed("model crashed")
+
+    with pytest.raises(DetectionFailed):
+        await images.ingest(upload(detect=True), ALICE)
+
+    [(_, run)] = unit_of_work.committed_runs
+    assert (run.status, run.error) == (DetectionStatus.FAILED, "model crashed")
+    assert event_types(unit_of_work) == [
+        AuditEventType.IMAGE_CREATED,
+        AuditEventType.DETECTION_RUN,
+    ]
+    payload = unit_of_work.committed_audit[1].payload
+    assert (payload["status"], payload["error"]) == ("failed", "model crashed")
+    assert payload["run_id"] == run_ids(unit_of_work)[0]
+
+
+# Reading.
+
+
+async def test_getting_an_unknown_image_is_not_found(images: ImageService) -> None:
     with pytest.raises(ImageNotFound) as raised:
-        await service.get(42)
+        await images.get(42)
 
     assert raised.value.image_id == 42
 
 
-async def test_content_returns_the_record_with_its_bytes(service: ImageService) -> None:
-    image = await service.ingest(upload(), ALICE)
+async def test_content_returns_the_record_with_its_bytes(images: ImageService) -> None:
+    image = await images.ingest(upload(), ALICE)
 
-    assert await service.content(image.id) == (image, PNG)
+    assert await images.content(image.id) == (image, PNG)
 
 
-async def ingest_numbered(service: ImageService, count: int) -> list[int]:
-    images = [await service.ingest(upload(PNG + bytes([n])), ALICE) for n in range(count)]
-    return [image.id for image in images]
+async def ingest_numbered(images: ImageService, count: int, *, detect: bool = False) -> list[int]:
+    stored = [
+        await images.ingest(upload(PNG + bytes([n]), detect=detect), ALICE) for n in range(count)
+    ]
+    return [image.id for image in stored]
 
 
 async def test_search_pages_newest_first_and_continues_before_the_last_id(
-    service: ImageService,
+    images: ImageService,
 ) -> None:
-    ids = await ingest_numbered(service, 5)
+    ids = await ingest_numbered(images, 5)
 
-    first = await service.search(ImageQuery(limit=2))
-    second = await service.search(ImageQuery(limit=2, before_id=first.next_before_id))
-    third = await service.search(ImageQuery(limit=2, before_id=second.next_before_id))
+    first = await images.search(SearchQuery(limit=2))
+    second = await images.search(SearchQuery(limit=2, before_id=first.next_before_id))
+    third = await images.search(SearchQuery(limit=2, before_id=second.next_before_id))
 
     assert [image.id for image in first.images] == ids[4:2:-1]
     assert first.next_before_id == ids[3]
@@ -347,35 +439,269 @@ async def test_search_pages_newest_first_and_continues_before_the_last_id(
 
 
 async def test_search_last_full_page_has_no_cursor_to_an_empty_page(
-    service: ImageService,
+    images: ImageService,
 ) -> None:
-    ids = await ingest_numbered(service, 4)
+    ids = await ingest_numbered(images, 4)
 
-    first = await service.search(ImageQuery(limit=2))
-    second = await service.search(ImageQuery(limit=2, before_id=first.next_before_id))
+    first = await images.search(SearchQuery(limit=2))
+    second = await images.search(SearchQuery(limit=2, before_id=first.next_before_id))
 
     assert [image.id for image in second.images] == ids[1::-1]
     assert second.next_before_id is None
 
 
-async def test_search_of_an_empty_store_is_one_empty_page(service: ImageService) -> None:
-    page = await service.search(ImageQuery())
+async def test_search_of_an_empty_store_is_one_empty_page(images: ImageService) -> None:
+    page = await images.search(SearchQuery())
 
     assert list(page.images) == []
     assert page.next_before_id is None
 
 
 async def test_search_with_match_all_returns_only_images_with_every_object(
-    service: ImageService, detector: FakeDetector
+    images: ImageService, detector: FakeDetector
 ) -> None:
     detector.detections = [detection("dog"), detection("cat")]
-    both = await service.ingest(upload(PNG + b"1", detect=True), ALICE)
+    both = await images.ingest(upload(PNG + b"1", detect=True), ALICE)
     detector.detections = [detection("dog")]
-    dog = await service.ingest(upload(PNG + b"2", detect=True), ALICE)
-    await service.ingest(upload(PNG + b"3"), ALICE)
+    dog = await images.ingest(upload(PNG + b"2", detect=True), ALICE)
+    await images.ingest(upload(PNG + b"3"), ALICE)
 
-    every = await service.search(ImageQuery(objects=ObjectFilter.parse("cat,dog", "all")))
-    any_ = await service.search(ImageQuery(objects=ObjectFilter.parse("cat,dog", "any")))
+    every = await images.search(SearchQuery(objects=("cat", "dog"), match=Match.ALL))
+    some = await images.search(SearchQuery(objects=("cat", "dog"), match=Match.ANY))
 
     assert list(every.images) == [both]
-    assert list(any_.images) == [dog, both]
+    assert list(some.images) == [dog, both]
+
+
+async def test_search_for_untagged_images_returns_those_without_detections(
+    images: ImageService, detector: FakeDetector
+) -> None:
+    await images.ingest(upload(PNG + b"1", detect=True), ALICE)
+    plain = await images.ingest(upload(PNG + b"2"), ALICE)
+
+    page = await images.search(SearchQuery(untagged=True))
+
+    assert list(page.images) == [plain]
+
+
+# Relabelling.
+
+
+async def test_relabelling_changes_the_label_and_audits_before_and_after(
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory
+) -> None:
+    image = await images.ingest(upload(filename="dog.png"), ALICE)
+
+    relabelled = await images.relabel(image.id, "  my   best dog ", BOB)
+
+    assert relabelled.label == "my best dog"
+    assert (await images.get(image.id)).label == "my best dog"
+    event = unit_of_work.committed_audit[-1]
+    assert event.type is AuditEventType.IMAGE_UPDATED
+    assert event.actor == BOB.actor
+    assert event.occurred_at == image.created_at + SECOND
+    assert (event.target, event.image_id) == (f"image:{image.id}", image.id)
+    assert event.payload == {"label_before": "dog", "label": "my best dog"}
+    assert commits(unit_of_work) == 2
+
+
+async def test_relabelling_to_the_same_label_writes_nothing(
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory
+) -> None:
+    image = await images.ingest(upload(filename="dog.png"), ALICE)
+
+    unchanged = await images.relabel(image.id, " dog ", BOB)
+
+    assert unchanged == image
+    assert event_types(unit_of_work) == [AuditEventType.IMAGE_CREATED]
+    assert commits(unit_of_work) == 1
+
+
+async def test_relabelling_to_an_invalid_label_is_refused_and_changes_nothing(
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory
+) -> None:
+    image = await images.ingest(upload(filename="dog.png"), ALICE)
+
+    with pytest.raises(InvalidInput) as raised:
+        await images.relabel(image.id, "   ", ALICE)
+
+    assert raised.value.field == "label"
+    assert unit_of_work.committed_images == [image]
+    assert commits(unit_of_work) == 1
+
+
+async def test_relabelling_an_unknown_image_is_not_found(images: ImageService) -> None:
+    with pytest.raises(ImageNotFound):
+        await images.relabel(42, "dog", ALICE)
+
+
+# Deleting.
+
+
+async def test_deleting_is_soft_the_image_leaves_reads_and_searches_and_the_audit_keeps_it(
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory, blobs: FakeBlobStore
+) -> None:
+    kept = await images.ingest(upload(PNG + b"1"), ALICE)
+    image = await images.ingest(upload(PNG + b"2", filename="dog.png"), ALICE)
+
+    await images.delete(image.id, BOB)
+
+    with pytest.raises(ImageNotFound):
+        await images.get(image.id)
+    assert list((await images.search(SearchQuery())).images) == [kept]
+    assert unit_of_work.committed_images == [kept]
+    assert image.id in unit_of_work.storage.state.images
+    assert unit_of_work.storage.state.deleted[image.id] == (BOB.actor, EPOCH + 2 * SECOND)
+    event = unit_of_work.committed_audit[-1]
+    assert event.type is AuditEventType.IMAGE_DELETED
+    assert event.actor == BOB.actor
+    assert (event.target, event.image_id) == (f"image:{image.id}", image.id)
+    assert event.payload == {"label": "dog", "sha256": image.sha256}
+
+
+async def test_deleting_twice_is_not_found_the_second_time_and_audits_once(
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory
+) -> None:
+    image = await images.ingest(upload(), ALICE)
+    await images.delete(image.id, ALICE)
+
+    with pytest.raises(ImageNotFound):
+        await images.delete(image.id, ALICE)
+
+    assert event_types(unit_of_work).count(AuditEventType.IMAGE_DELETED) == 1
+
+
+async def test_a_deleted_image_can_no_longer_be_relabelled(images: ImageService) -> None:
+    image = await images.ingest(upload(), ALICE)
+    await images.delete(image.id, ALICE)
+
+    with pytest.raises(ImageNotFound):
+        await images.relabel(image.id, "new", ALICE)
+
+
+# Detecting again.
+
+
+async def test_redetecting_adds_a_run_and_keeps_the_tags_of_earlier_runs(
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory, detector: FakeDetector
+) -> None:
+    detector.detections = [detection("dog", 0.6)]
+    image = await images.ingest(upload(detect=True), ALICE)
+    detector.detections = [detection("dog", 0.8), detection("cat")]
+
+    redetected = await images.redetect(image.id, BOB)
+
+    first_run, second_run = run_ids(unit_of_work)
+    assert [(tag.name, tag.confidence, tag.run_id, tag.actor) for tag in redetected.tags] == [
+        ("dog", 0.6, first_run, ALICE.actor),
+        ("dog", 0.8, second_run, BOB.actor),
+        ("cat", 0.9, second_run, BOB.actor),
+    ]
+    assert redetected.objects == ("cat", "dog")
+    assert redetected.detection_status is DetectionStatus.SUCCEEDED
+    assert await images.get(image.id) == redetected
+    assert [run.requested_by for _, run in unit_of_work.committed_runs] == [
+        ALICE.actor,
+        BOB.actor,
+    ]
+
+
+async def test_redetecting_audits_the_run_with_its_id(
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory
+) -> None:
+    image = await images.ingest(upload(), ALICE)
+
+    await images.redetect(image.id, BOB)
+
+    event = unit_of_work.committed_audit[-1]
+    assert event.type is AuditEventType.DETECTION_RUN
+    assert event.actor == BOB.actor
+    assert event.image_id == image.id
+    assert event.payload["run_id"] == run_ids(unit_of_work)[-1]
+    assert event.payload["status"] == "succeeded"
+    assert event.payload["tags"] == 3
+
+
+async def test_redetecting_runs_the_detector_on_the_stored_bytes(
+    images: ImageService, detector: FakeDetector
+) -> None:
+    image = await images.ingest(upload(), ALICE)
+
+    await images.redetect(image.id, ALICE)
+
+    assert detector.calls == [PNG]
+
+
+async def test_a_failed_redetection_is_recorded_and_raised_with_the_image_id(
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory, detector: FakeDetector
+) -> None:
+    image = await images.ingest(upload(detect=True), ALICE)
+    detector.error = DetectorUnavailable("weights missing")
+
+    with pytest.raises(DetectorUnavailable) as raised:
+        await images.redetect(image.id, BOB)
+
+    assert raised.value.image_id == image.id
+    stored = await images.get(image.id)
+    assert stored.detection_status is DetectionStatus.FAILED
+    assert stored.detection_error == "weights missing"
+    assert stored.tags == image.tags
+    [_, (_, failed)] = unit_of_work.committed_runs
+    assert (failed.status, failed.error, failed.requested_by) == (
+        DetectionStatus.FAILED,
+        "weights missing",
+        BOB.actor,
+    )
+    assert unit_of_work.committed_audit[-1].payload["status"] == "failed"
+
+
+async def test_redetecting_an_unknown_image_is_not_found(
+    images: ImageService, detector: FakeDetector
+) -> None:
+    with pytest.raises(ImageNotFound):
+        await images.redetect(42, ALICE)
+
+    assert detector.calls == []
+
+
+async def test_redetecting_a_deleted_image_is_not_found(images: ImageService) -> None:
+    image = await images.ingest(upload(), ALICE)
+    await images.delete(image.id, ALICE)
+
+    with pytest.raises(ImageNotFound):
+        await images.redetect(image.id, ALICE)
+
+
+# Roles.
+
+
+async def test_a_reader_may_read_and_search(images: ImageService) -> None:
+    image = await images.ingest(upload(), ALICE)
+
+    assert await images.get(image.id) == image
+    assert list((await images.search(SearchQuery())).images) == [image]
+
+
+READER_CHANGES: dict[str, Callable[[ImageService, int], Awaitable[object]]] = {
+    "relabel": lambda images, image_id: images.relabel(image_id, "mine now", READER),
+    "delete": lambda images, image_id: images.delete(image_id, READER),
+    "redetect": lambda images, image_id: images.redetect(image_id, READER),
+}
+
+
+@pytest.mark.parametrize("change", READER_CHANGES)
+async def test_a_reader_may_not_change_an_image_and_nothing_is_written(
+    images: ImageService,
+    unit_of_work: FakeUnitOfWorkFactory,
+    detector: FakeDetector,
+    change: str,
+) -> None:
+    image = await images.ingest(upload(), ALICE)
+    before = (unit_of_work.committed_images, unit_of_work.committed_audit)
+
+    with pytest.raises(PermissionDenied):
+        await READER_CHANGES[change](images, image.id)
+
+    assert (unit_of_work.committed_images, unit_of_work.committed_audit) == before
+    assert unit_of_work.committed_runs == []
+    assert detector.calls == []
