@@ -17,7 +17,13 @@ from litestar.openapi.spec import Components, SecurityScheme
 from imagetag import __version__
 from imagetag.domain.errors import ImagetagError
 from imagetag.entrypoints.container import Container, build_container, close_container
-from imagetag.entrypoints.http import routes_audit, routes_health, routes_images, routes_tags
+from imagetag.entrypoints.http import (
+    routes_audit,
+    routes_health,
+    routes_images,
+    routes_keys,
+    routes_tags,
+)
 from imagetag.entrypoints.http.auth import api_key_authentication
 from imagetag.entrypoints.http.dependencies import dependencies_for
 from imagetag.entrypoints.http.problems import (
@@ -75,6 +81,9 @@ def create_app(container: Container | None = None) -> Litestar:
             routes_tags.remove_image_tag,
             routes_tags.list_tags,
             routes_audit.list_audit_events,
+            routes_keys.list_keys,
+            routes_keys.create_key,
+            routes_keys.revoke_key,
         ],
         dependencies=dependencies_for(container),
         middleware=[api_key_authentication(container.keys())],

@@ -12,11 +12,13 @@ from imagetag.entrypoints.settings import Settings
 from imagetag.ports.detector import Detector
 from imagetag.services.audit import AuditService
 from imagetag.services.images import ImageService
+from imagetag.services.keys import KeyService
 from imagetag.services.tags import TagService
 
 # Services are our own objects, not request data: Litestar need not validate them.
 Images: TypeAlias = NamedDependency[Annotated[ImageService, SkipValidationMarker()]]
 Tags: TypeAlias = NamedDependency[Annotated[TagService, SkipValidationMarker()]]
+Keys: TypeAlias = NamedDependency[Annotated[KeyService, SkipValidationMarker()]]
 Audit: TypeAlias = NamedDependency[Annotated[AuditService, SkipValidationMarker()]]
 ActiveSettings: TypeAlias = NamedDependency[Annotated[Settings, SkipValidationMarker()]]
 ActiveDetector: TypeAlias = NamedDependency[Annotated[Detector, SkipValidationMarker()]]
@@ -31,6 +33,9 @@ def dependencies_for(container: Container) -> dict[str, Provide]:
     def tags() -> TagService:
         return container.tags()
 
+    def keys() -> KeyService:
+        return container.keys()
+
     def audit() -> AuditService:
         return container.audit()
 
@@ -44,6 +49,7 @@ def dependencies_for(container: Container) -> dict[str, Provide]:
         "images": Provide(images, sync_to_thread=False),
         "tags": Provide(tags, sync_to_thread=False),
         "audit": Provide(audit, sync_to_thread=False),
+        "keys": Provide(keys, sync_to_thread=False),
         "settings": Provide(settings, sync_to_thread=False),
         "detector": Provide(detector, sync_to_thread=False),
     }
