@@ -25,7 +25,10 @@ ActiveDetector: TypeAlias = NamedDependency[Annotated[Detector, SkipValidationMa
 
 
 def dependencies_for(container: Container) -> dict[str, Provide]:
-    """Providers without parameters, so Litestar has nothing to resolve per request."""
+    """Providers without parameters, so Litestar has nothing to resolve per request.
+
+    Their names must not be those of query parameters (``tags`` is one of /images).
+    """
 
     def images() -> ImageService:
         return container.images()
@@ -47,9 +50,9 @@ def dependencies_for(container: Container) -> dict[str, Provide]:
 
     return {
         "images": Provide(images, sync_to_thread=False),
-        "tags": Provide(tags, sync_to_thread=False),
-        "audit": Provide(audit, sync_to_thread=False),
-        "keys": Provide(keys, sync_to_thread=False),
+        "tagging": Provide(tags, sync_to_thread=False),
+        "audit_log": Provide(audit, sync_to_thread=False),
+        "api_keys": Provide(keys, sync_to_thread=False),
         "settings": Provide(settings, sync_to_thread=False),
         "detector": Provide(detector, sync_to_thread=False),
     }

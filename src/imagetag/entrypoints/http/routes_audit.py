@@ -18,7 +18,7 @@ from imagetag.entrypoints.http.schemas import AuditPageBody, audit_event_body
 @get("/audit", guards=ADMIN_ONLY, summary="Who changed what and when, newest first (admin)")
 async def list_audit_events(
     request: Request[Principal, Any, Any],
-    audit: Audit,
+    audit_log: Audit,
     user: Annotated[str | None, Parameter(description="Events by this user")] = None,
     image_id: Annotated[int | None, Parameter(description="Events about this image")] = None,
     type: Annotated[
@@ -38,7 +38,7 @@ async def list_audit_events(
         limit=limit,
         before_id=decode_cursor(cursor) if cursor is not None else None,
     )
-    page = await audit.list(query, request.user)
+    page = await audit_log.list(query, request.user)
     return AuditPageBody(
         events=[audit_event_body(event) for event in page.events],
         next_cursor=encode_cursor(page.next_before_id) if page.next_before_id else None,

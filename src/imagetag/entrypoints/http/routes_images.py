@@ -11,7 +11,7 @@ from litestar import Request, Response, delete, get, patch, post
 from litestar.datastructures import UploadFile
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 
 from imagetag.domain.errors import InvalidInput
 from imagetag.domain.principals import Principal
@@ -155,7 +155,7 @@ async def get_image(image_id: FromPath[int], images: Images) -> ImageBody:
 @patch("/images/{image_id:int}", guards=TAGGER_ONLY, summary="Change an image's label (tagger)")
 async def update_image(
     image_id: FromPath[int],
-    data: ImagePatchJson,
+    data: JSONBody[ImagePatchJson],
     request: Request[Principal, Any, Any],
     images: Images,
 ) -> ImageBody:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, delete, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from imagetag.domain.principals import ApiKeyRecord, Principal, parse_role
 from imagetag.entrypoints.http.dependencies import Keys
@@ -51,15 +51,15 @@ def _key_body(record: ApiKeyRecord) -> KeyBody:
 
 
 @get("/keys", guards=ADMIN_ONLY, summary="Every API key, never its secret (admin)")
-async def list_keys(request: Request[Principal, Any, Any], keys: Keys) -> list[KeyBody]:
-    return [_key_body(record) for record in await keys.list(request.user)]
+async def list_keys(request: Request[Principal, Any, Any], api_keys: Keys) -> list[KeyBody]:
+    return [_key_body(record) for record in await api_keys.list(request.user)]
 
 
 @post("/keys", guards=ADMIN_ONLY, status_code=201, summary="Issue an API key (admin)")
 async def create_key(
-    data: NewKeyJson, request: Request[Principal, Any, Any], keys: Keys
+    data: JSONBody[NewKeyJson], request: Request[Principal, Any, Any], api_keys: Keys
 ) -> IssuedKeyBody:
-    issued = await keys.create(
+    issued = await api_keys.create(
         data.name, request.user, user=data.user, client=data.client, role=parse_role(data.role)
     )
     return IssuedKeyBody(key=_key_body(issued.record), secret=issued.secret)
@@ -67,6 +67,6 @@ async def create_key(
 
 @delete("/keys/{name:str}", guards=ADMIN_ONLY, status_code=204, summary="Revoke a key (admin)")
 async def revoke_key(
-    name: FromPath[str], request: Request[Principal, Any, Any], keys: Keys
+    name: FromPath[str], request: Request[Principal, Any, Any], api_keys: Keys
 ) -> None:
-    await keys.revoke(name, request.user)
+    await api_keys.revoke(name, request.user)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, delete, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from imagetag.domain.principals import Principal
 from imagetag.entrypoints.http.dependencies import Tags
@@ -21,8 +21,8 @@ from imagetag.entrypoints.http.schemas import (
 
 
 @get("/images/{image_id:int}/tags", summary="An image's live tags with their provenance")
-async def list_image_tags(image_id: FromPath[int], tags: Tags) -> ImageTagsBody:
-    found = await tags.tags_of(image_id)
+async def list_image_tags(image_id: FromPath[int], tagging: Tags) -> ImageTagsBody:
+    found = await tagging.tags_of(image_id)
     return ImageTagsBody(image_id=image_id, tags=[tag_body(tag) for tag in found])
 
 
@@ -33,9 +33,12 @@ async def list_image_tags(image_id: FromPath[int], tags: Tags) -> ImageTagsBody:
     summary="Add human tags (tagger); adding a tag the image has is a no-op",
 )
 async def add_image_tags(
-    image_id: FromPath[int], data: TagsJson, request: Request[Principal, Any, Any], tags: Tags
+    image_id: FromPath[int],
+    data: JSONBody[TagsJson],
+    request: Request[Principal, Any, Any],
+    tagging: Tags,
 ) -> ImageTagsBody:
-    live = await tags.add(image_id, data.names, request.user)
+    live = await tagging.add(image_id, data.names, request.user)
     return ImageTagsBody(image_id=image_id, tags=[tag_body(tag) for tag in live])
 
 
@@ -46,15 +49,18 @@ async def add_image_tags(
     summary="Take a tag off an image (tagger), whoever or whatever added it",
 )
 async def remove_image_tag(
-    image_id: FromPath[int], name: FromPath[str], request: Request[Principal, Any, Any], tags: Tags
+    image_id: FromPath[int],
+    name: FromPath[str],
+    request: Request[Principal, Any, Any],
+    tagging: Tags,
 ) -> TagRemovalBody:
-    removed = await tags.remove(image_id, name, request.user)
+    removed = await tagging.remove(image_id, name, request.user)
     return TagRemovalBody(image_id=image_id, name=name, removed=removed)
 
 
 @get("/tags", summary="Every live tag name with how many images carry it, by provenance")
-async def list_tags(tags: Tags) -> TagCountsBody:
-    counts = await tags.counts()
+async def list_tags(tagging: Tags) -> TagCountsBody:
+    counts = await tagging.counts()
     return TagCountsBody(
         tags=[
             TagCountBody(name=count.name, images=count.images, human=count.human, model=count.model)
