@@ -7,11 +7,16 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from imagetag.adapters.sqla.repository import SqlApiKeyRepository, SqlImageRepository
+from imagetag.adapters.sqla.repository_audit import SqlAuditLog
+from imagetag.adapters.sqla.repository_images import SqlImageRepository
+from imagetag.adapters.sqla.repository_keys import SqlApiKeyRepository
+from imagetag.adapters.sqla.repository_tags import SqlTagRepository
 
 
 class SqlUnitOfWork:
     images: SqlImageRepository
+    tags: SqlTagRepository
+    audit: SqlAuditLog
     api_keys: SqlApiKeyRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
@@ -21,6 +26,8 @@ class SqlUnitOfWork:
     async def __aenter__(self) -> Self:
         self._session = self._session_factory()
         self.images = SqlImageRepository(self._session)
+        self.tags = SqlTagRepository(self._session)
+        self.audit = SqlAuditLog(self._session)
         self.api_keys = SqlApiKeyRepository(self._session)
         return self
 
