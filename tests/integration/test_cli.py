@@ -61,6 +61,29 @@ def test_keys_are_created_shown_once_listed_and_revoked(environment: dict[str, s
     assert "key name" in bad.stderr
 
 
+def test_a_key_belongs_to_a_user_names_its_client_and_has_a_role(
+    environment: dict[str, str],
+) -> None:
+    imagetag(
+        environment, "keys", "create", "alice-ui", "--user", "alice",
+        "--client", "labelling-ui", "--role", "tagger",
+    )  # fmt: skip
+    imagetag(environment, "keys", "create", "dashboard")
+    listed = imagetag(environment, "keys", "list").stdout
+    assert re.search(r"alice-ui\s.*alice\s.*labelling-ui\s.*tagger", listed), listed
+    assert re.search(r"dashboard\s.*dashboard\s.*dashboard\s.*reader", listed), listed
+    bad = imagetag(environment, "keys", "create", "x", "--role", "owner", check=False)
+    assert bad.returncode == 1
+    assert "role must be one of reader, tagger, admin" in bad.stderr
+    imagetag(environment, "keys", "revoke", "dashboard")
+    audit = imagetag(environment, "audit").stdout
+    assert re.search(r"key\.revoked\s.*imagetag-cli\s.*key:dashboard", audit), audit
+    assert re.search(r"key\.created\s.*imagetag-cli\s.*key:alice-ui", audit), audit
+    only_revoked = imagetag(environment, "audit", "--type", "key.revoked").stdout
+    assert "key:alice-ui" not in only_revoked
+    assert "1 event(s)" in only_revoked
+
+
 def test_tag_a_folder_with_detection_then_search_by_object(
     environment: dict[str, str], tmp_path: Path
 ) -> None:
@@ -70,11 +93,14 @@ def test_tag_a_folder_with_detection_then_search_by_object(
     shutil.copy(ZIDANE, folder.parent / "zidane.jpg")
     (folder / "notes.txt").write_text("not an image")
     environment["IMAGETAG_DETECTOR"] = "opencv"
-    tagged = imagetag(environment, "tag", str(folder.parent), "--detect")
+    tagged = imagetag(environment, "tag", str(folder.parent), "--detect", "--tags", "Street,demo")
     assert "stored 2 image(s)" in tagged.stdout
+    by_tag = imagetag(environment, "search", "--tags", "street", "--source", "human").stdout
+    assert "2 image(s)" in by_tag
+    assert "demo, street" in by_tag
     found = imagetag(environment, "search", "--objects", "face,person").stdout
     assert "2 image(s)" in found
-    assert "cli:" in found
+    assert "via imagetag-cli" in found
     nothing = imagetag(environment, "search", "--objects", "zebra").stdout
     assert "0 image(s)" in nothing
     invalid = imagetag(environment, "search", "--objects", " , ", check=False)
@@ -149,7 +175,7 @@ def test_serve_on_a_fresh_install_prints_a_working_admin_key(
         )
     assert created.status_code == 200, created.text
     body = created.json()
-    assert body["created_by"] == "admin"
+    assert body["created_by"] == {"user": "admin", "client": "imagetag-serve"}
     assert body["objects"], "the offline detector finds the faces or people in bus.jpg"
     found = httpx.get(f"{base_url}/images", params={"objects": body["objects"][0]}, headers=auth)
     assert [image["id"] for image in found.json()["images"]] == [body["id"]]

@@ -20,9 +20,11 @@ from PIL import Image as PillowImage
 
 from imagetag.adapters.sqla.migrate import upgrade_database
 from imagetag.domain.errors import DetectionFailed
+from imagetag.domain.principals import Role
 from imagetag.entrypoints.container import Container, build_container
 from imagetag.entrypoints.http.app import create_app
 from imagetag.entrypoints.settings import Settings
+from imagetag.services.keys import SYSTEM
 from tests.fakes import FakeDetector
 from tests.support.assets import BUS, ZIDANE
 from tests.support.servers import ThreadedUvicorn, static_file_server
@@ -52,7 +54,7 @@ def authorised_client(server: ThreadedUvicorn, secret: str) -> httpx.Client:
 
 
 async def _create_key(container: Container) -> str:
-    issued = await container.keys().create("tester")
+    issued = await container.keys().create("tester", SYSTEM, role=Role.TAGGER)
     await container.engine().dispose()
     return issued.secret
 
@@ -146,7 +148,7 @@ def test_post_json_base64_stores_the_image_and_records_the_caller(api: httpx.Cli
     assert body["media_type"] == "image/jpeg"
     assert (body["width"], body["height"]) == (1280, 720)
     assert body["size_bytes"] == ZIDANE.stat().st_size
-    assert body["created_by"] == "tester"
+    assert body["created_by"] == {"user": "tester", "client": "tester"}
     assert body["detection_enabled"] is False
     assert body["objects"] == []
     content = api.get(body["content_url"])
@@ -163,9 +165,11 @@ def test_post_with_detection_finds_people_and_search_finds_the_image(api: httpx.
     assert body["detection_enabled"] is True
     assert {"face", "person"} & set(body["objects"])
     assert body["label"] == ", ".join(body["objects"])
-    detection = body["detections"][0]
+    detection = body["tags"][0]
+    assert detection["source"] == "model"
     assert 0 <= detection["confidence"] <= 1
     assert detection["model"]["detector"] == "opencv"
+    assert detection["added_by"] == {"user": "tester", "client": "tester"}
     found = api.get("/images", params={"objects": body["objects"][0]}).json()["images"]
     assert body["id"] in [image["id"] for image in found]
     quoted = api.get("/images", params={"objects": f'"{body["objects"][0].upper()},zebra"'})
