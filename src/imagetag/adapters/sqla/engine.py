@@ -46,7 +46,15 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        # Statements are prepared; a generic plan chosen on average tag frequencies would
+        # serve a rare tag as badly as a common one. Plan each execution for its values.
+        connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
+    )
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
