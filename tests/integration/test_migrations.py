@@ -29,6 +29,7 @@ from imagetag.domain.images import DetectionRun, DetectionStatus, Image, ImageFa
 from imagetag.domain.principals import Actor, Role
 from imagetag.domain.search import ModelRef, SearchQuery
 from imagetag.domain.tags import Tag, TagSource
+from tests.integration.conftest import fresh_postgres_database
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 YOLO = DetectorInfo(
@@ -397,15 +398,20 @@ async def columns_by_table(database_url: str) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize(
     "statement",
-    [
-        "UPDATE audit_events SET target = 'key:other'",
-        "DELETE FROM audit_events",
-        "TRUNCATE audit_events",
-    ],
+    ["UPDATE audit_events SET target = 'key:other'", "DELETE FROM audit_events"],
 )
 async def test_the_audit_log_refuses_updates_and_deletes(database_url: str, statement: str) -> None:
-    if statement.startswith("TRUNCATE") and database_url.startswith("sqlite"):
-        pytest.skip("SQLite has no TRUNCATE")
+    await _assert_audit_log_refuses(database_url, statement)
+
+
+async def test_postgresql_refuses_truncating_the_audit_log(postgres_admin_url: str) -> None:
+    # SQLite has no TRUNCATE: DELETE, refused above, is its only way to empty a table.
+    database_url = await fresh_postgres_database(postgres_admin_url)
+    await upgrade_database(database_url)
+    await _assert_audit_log_refuses(database_url, "TRUNCATE audit_events")
+
+
+async def _assert_audit_log_refuses(database_url: str, statement: str) -> None:
     engine = create_engine(database_url)
     unit_of_work = SqlUnitOfWorkFactory(session_factory(engine))
     try:
