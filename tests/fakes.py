@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Self
 
 from imagetag.domain.audit import AuditEvent, AuditQuery
-from imagetag.domain.detections import BoundingBox, Detection, DetectorInfo
+from imagetag.domain.detections import BoundingBox, Detection, DetectorInfo, Thresholds
 from imagetag.domain.errors import KeyNameTaken, UnsupportedImage, UrlFetchFailed
 from imagetag.domain.images import DetectionRun, Image, ImageFacts, NewImage
 from imagetag.domain.principals import Actor, ApiKeyRecord, Principal, Role
@@ -387,16 +387,25 @@ class FakeDetector:
         self.detections = list(detections)
         self.error = error
         self.calls: list[bytes] = []
+        self.thresholds: list[Thresholds | None] = []
 
     @property
     def info(self) -> DetectorInfo:
         return FAKE_DETECTOR_INFO
 
-    async def detect(self, image: bytes) -> list[Detection]:
+    async def detect(self, image: bytes, thresholds: Thresholds | None = None) -> list[Detection]:
+        """The configured detections at or above the confidence threshold given."""
         self.calls.append(image)
+        self.thresholds.append(thresholds)
         if self.error is not None:
             raise self.error
-        return list(self.detections)
+        info = FAKE_DETECTOR_INFO.with_thresholds(thresholds)
+        minimum = info.confidence_threshold or 0.0
+        return [
+            dataclasses.replace(found, detector=info)
+            for found in self.detections
+            if found.confidence >= minimum
+        ]
 
 
 EPOCH = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -24,8 +24,8 @@ from imagetag.adapters.detectors.opencv_cascade import OpenCvCascadeDetector
 from imagetag.adapters.detectors.ultralytics_env import configure_ultralytics_offline
 from imagetag.adapters.detectors.yolo_onnx import OnnxYoloDetector
 from imagetag.adapters.detectors.yolo_torch import UltralyticsYoloDetector
-from imagetag.domain.detections import BoundingBox, Detection
-from imagetag.domain.errors import DetectionFailed, DetectorUnavailable
+from imagetag.domain.detections import BoundingBox, Detection, Thresholds
+from imagetag.domain.errors import DetectionFailed, DetectorUnavailable, InvalidInput
 from tests.support.assets import fall_weights_onnx, fall_weights_pt, sample_image_paths
 
 # Standing people each photo holds that the fall model reliably reports as "normal".
@@ -244,6 +244,37 @@ async def test_opencv_reports_what_produced_its_detections(
     assert info.library_version == f"opencv {cv2.__version__}"
     assert found
     assert all(detection.detector == info for detection in found)
+
+
+@pytest.mark.parametrize("detector_fixture", ["torch_detector", "onnx_detector"])
+async def test_yolo_thresholds_for_one_call_filter_and_are_recorded(
+    request: pytest.FixtureRequest, detector_fixture: str
+) -> None:
+    detector: ThreadedDetector[object] = request.getfixturevalue(detector_fixture)
+    image = image_bytes("bus.jpg")
+    default = await detector.detect(image)
+    strict = await detector.detect(image, Thresholds(confidence=0.6, iou=0.5))
+    loose = await detector.detect(image, Thresholds(confidence=0.05))
+
+    assert {d.detector.confidence_threshold for d in strict} <= {0.6}
+    assert {d.detector.iou_threshold for d in strict} <= {0.5}
+    assert all(d.confidence >= 0.6 for d in strict)
+    assert len(strict) < len(default) < len(loose)
+    assert all(d.detector == detector.info for d in default), "the configured ones otherwise"
+
+
+async def test_opencv_takes_a_confidence_threshold_but_has_no_iou(
+    opencv_detector: OpenCvCascadeDetector,
+) -> None:
+    image = image_bytes("zidane.jpg")
+    every = await opencv_detector.detect(image)
+    confident = await opencv_detector.detect(image, Thresholds(confidence=0.9))
+
+    assert len(confident) < len(every)
+    assert all(d.confidence >= 0.9 for d in confident)
+    assert all(d.detector.confidence_threshold == 0.9 for d in confident)
+    with pytest.raises(InvalidInput, match="IoU"):
+        await opencv_detector.detect(image, Thresholds(iou=0.5))
 
 
 async def test_exif_orientation_is_applied_before_detecting(

@@ -334,3 +334,24 @@ def test_an_admin_issues_and_revokes_keys_over_http(api: Api) -> None:
     assert api.alice.post("/keys", json={"name": "sneaky", "role": "admin"}).status_code == 403
     events = api.ada.get("/audit", params={"type": "key.created,key.revoked", "user": "ada"})
     assert [e["target"] for e in events.json()["events"]][:2] == ["key:carol-ui", "key:carol-ui"]
+
+
+def test_detection_again_with_a_threshold_of_its_own_records_it(api: Api) -> None:
+    body = {"image": base64.b64encode(ZIDANE.read_bytes()).decode(), "detect": True}
+    image = api.alice.post("/images", json=body).json()
+    path = f"/images/{image['id']}/detections"
+    strict = api.alice.post(path, json={"confidence": 0.9})
+    assert strict.status_code == 200, strict.text
+    new_tags = [tag for tag in strict.json()["tags"] if tag not in image["tags"]]
+    assert all(tag["confidence"] >= 0.9 for tag in new_tags)
+    assert all(tag["model"]["confidence_threshold"] == 0.9 for tag in new_tags)
+    events = api.ada.get("/audit", params={"image_id": image["id"], "type": "detection.run"})
+    assert events.json()["events"][0]["payload"]["confidence_threshold"] == 0.9
+
+    for refused, field in (({"iou": 0.5}, "IoU"), ({"confidence": 2}, "confidence")):
+        response = api.alice.post(path, json=refused)
+        assert response.status_code == 400, response.text
+        assert field in response.json()["detail"]
+    assert api.alice.post(path, json={"threshold": 0.5}).status_code == 400
+    runs = api.ada.get("/audit", params={"image_id": image["id"], "type": "detection.run"})
+    assert len(runs.json()["events"]) == 2, "refused requests run nothing"

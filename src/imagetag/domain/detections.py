@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from imagetag.domain.errors import InvalidInput
 from imagetag.domain.objects import MAX_OBJECT_NAME_LENGTH, normalise_object_name
 
 
@@ -44,6 +45,22 @@ class BoundingBox:
 
 
 @dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Thresholds for one detection run, overriding the detector's configured ones."""
+
+    confidence: float | None = None
+    iou: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.confidence is not None and not (
+            math.isfinite(self.confidence) and 0.0 <= self.confidence <= 1.0
+        ):
+            raise InvalidInput("confidence must be within 0..1", field="confidence")
+        if self.iou is not None and not (math.isfinite(self.iou) and 0.0 < self.iou <= 1.0):
+            raise InvalidInput("iou must be within 0..1, above 0", field="iou")
+
+
+@dataclass(frozen=True, slots=True)
 class DetectorInfo:
     """Provenance of a detection: which detector and model, with which settings."""
 
@@ -62,6 +79,20 @@ class DetectorInfo:
             value = getattr(self, name)
             if value is not None:
                 _check_unit_interval(name, value)
+
+    def with_thresholds(self, thresholds: Thresholds | None) -> DetectorInfo:
+        """This detector as it runs with ``thresholds``: the provenance of that run."""
+        if thresholds is None:
+            return self
+        return replace(
+            self,
+            confidence_threshold=(
+                thresholds.confidence
+                if thresholds.confidence is not None
+                else self.confidence_threshold
+            ),
+            iou_threshold=thresholds.iou if thresholds.iou is not None else self.iou_threshold,
+        )
 
     @property
     def model_version(self) -> str:

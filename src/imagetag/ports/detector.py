@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from imagetag.domain.detections import Detection, DetectorInfo
+from imagetag.domain.detections import Detection, DetectorInfo, Thresholds
 
 
 class Detector(Protocol):
@@ -13,9 +13,12 @@ class Detector(Protocol):
         """Which detector and model this is, for provenance and /health."""
         ...
 
-    async def detect(self, image: bytes) -> list[Detection]:
-        """Find objects in encoded image bytes.
+    async def detect(self, image: bytes, thresholds: Thresholds | None = None) -> list[Detection]:
+        """Find objects in encoded image bytes, with ``thresholds`` overriding the
+        configured ones for this call; each detection's ``detector`` is
+        ``info.with_thresholds(thresholds)``.
 
-        Raises ``DetectionFailed`` when the model cannot run; never blocks the event loop.
+        Raises ``DetectionFailed`` when the model cannot run, ``InvalidInput`` for a
+        threshold this detector does not have; never blocks the event loop.
         """
         ...

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from imagetag.domain.audit import AuditEvent, AuditEventType
-from imagetag.domain.detections import object_names
+from imagetag.domain.detections import Thresholds, object_names
 from imagetag.domain.errors import (
     DetectionFailed,
     ImageNotFound,
@@ -216,8 +216,11 @@ class ImageService:
             )
             await uow.commit()
 
-    async def redetect(self, image_id: int, principal: Principal) -> Image:
-        """Run the detector again on a stored image. Earlier runs and their tags stay.
+    async def redetect(
+        self, image_id: int, principal: Principal, thresholds: Thresholds | None = None
+    ) -> Image:
+        """Run the detector again on a stored image, optionally with other thresholds.
+        Earlier runs and their tags stay.
 
         A failed run is recorded too, then ``DetectionFailed`` is raised with the id.
         """
@@ -225,7 +228,12 @@ class ImageService:
         image = await self.get(image_id)
         data = await self._blobs.get(image.sha256)
         run, failure = await run_detector(
-            self._detector, data, principal.actor, self._clock.now(), image_ref=str(image_id)
+            self._detector,
+            data,
+            principal.actor,
+            self._clock.now(),
+            image_ref=str(image_id),
+            thresholds=thresholds,
         )
         async with self._unit_of_work() as uow:
             if await uow.images.get(image_id) is None:
@@ -265,6 +273,8 @@ def detection_run_event(image_id: int, run: DetectionRun, run_id: int | None) ->
             "detector": run.detector.detector,
             "model": run.detector.model,
             "model_version": run.detector.model_version,
+            "confidence_threshold": run.detector.confidence_threshold,
+            "iou_threshold": run.detector.iou_threshold,
             "tags": len(run.detections),
             "error": run.error,
         },

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 
 from imagetag.domain.audit import AuditEventType
+from imagetag.domain.detections import Thresholds
 from imagetag.domain.errors import (
     DetectionFailed,
     DetectorUnavailable,
@@ -206,6 +207,8 @@ async def test_ingesting_with_detection_records_the_run_and_its_event_in_the_sam
         "detector": "fake",
         "model": "fake-model",
         "model_version": "0",
+        "confidence_threshold": None,
+        "iou_threshold": None,
         "tags": 3,
         "error": None,
     }
@@ -604,6 +607,37 @@ async def test_redetecting_adds_a_run_and_keeps_the_tags_of_earlier_runs(
         ALICE.actor,
         BOB.actor,
     ]
+
+
+async def test_redetecting_with_thresholds_runs_with_them_and_records_them(
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory, detector: FakeDetector
+) -> None:
+    image = await images.ingest(upload(), ALICE)
+    detector.detections = [detection("dog", 0.8), detection("cat", 0.3)]
+
+    redetected = await images.redetect(image.id, BOB, Thresholds(confidence=0.5, iou=0.4))
+
+    assert detector.thresholds[-1] == Thresholds(confidence=0.5, iou=0.4)
+    assert [tag.name for tag in redetected.tags] == ["dog"]
+    ((_, run),) = unit_of_work.committed_runs
+    assert (run.detector.confidence_threshold, run.detector.iou_threshold) == (0.5, 0.4)
+    event = unit_of_work.committed_audit[-1]
+    assert event.payload["confidence_threshold"] == 0.5
+    assert event.payload["iou_threshold"] == 0.4
+
+
+async def test_a_threshold_the_detector_does_not_have_is_refused_and_nothing_recorded(
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory, detector: FakeDetector
+) -> None:
+    image = await images.ingest(upload(), ALICE)
+    detector.error = InvalidInput("no IoU here", field="iou")
+    audited = len(unit_of_work.committed_audit)
+
+    with pytest.raises(InvalidInput):
+        await images.redetect(image.id, BOB, Thresholds(iou=0.5))
+
+    assert unit_of_work.committed_runs == []
+    assert len(unit_of_work.committed_audit) == audited
 
 
 async def test_redetecting_audits_the_run_with_its_id(

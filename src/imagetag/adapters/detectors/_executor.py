@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from imagetag.domain.detections import Detection, DetectorInfo
+from imagetag.domain.detections import Detection, DetectorInfo, Thresholds
 from imagetag.domain.errors import DetectionFailed, DetectorUnavailable
 
 ModelT = TypeVar("ModelT")
@@ -54,8 +54,13 @@ class ThreadedDetector(ABC, Generic[ModelT]):
         """Load (and warm up) the model; blocking, called at most once at a time."""
 
     @abstractmethod
-    def _detect_sync(self, model: ModelT, image: bytes) -> list[Detection]:
-        """Decode and run one image; blocking, always on the inference thread."""
+    def _detect_sync(self, model: ModelT, image: bytes, info: DetectorInfo) -> list[Detection]:
+        """Decode and run one image with the thresholds of ``info`` (the provenance every
+        detection carries); blocking, always on the inference thread."""
+
+    def _check_thresholds(self, thresholds: Thresholds) -> None:
+        """Refuse thresholds this detector has no use for (``InvalidInput``); the YOLO
+        detectors use both."""
 
     @property
     def loaded(self) -> bool:
@@ -73,12 +78,17 @@ class ThreadedDetector(ABC, Generic[ModelT]):
         """Load the model on the inference thread without blocking the event loop."""
         await self._run(self._loaded_model)
 
-    async def detect(self, image: bytes) -> list[Detection]:
-        """Find objects in encoded image bytes, off the event loop.
+    async def detect(self, image: bytes, thresholds: Thresholds | None = None) -> list[Detection]:
+        """Find objects in encoded image bytes, off the event loop; ``thresholds``
+        override the configured ones for this image.
 
         Raises ``DetectionFailed`` (``DetectorUnavailable`` if the model will not load).
         """
-        return await self._run(self._detect_with_model, image)
+        if thresholds is not None:
+            self._check_thresholds(thresholds)
+        return await self._run(
+            self._detect_with_model, image, self.info.with_thresholds(thresholds)
+        )
 
     def close(self) -> None:
         """Stop the inference thread once the image in hand (if any) is done."""
@@ -98,8 +108,8 @@ class ThreadedDetector(ABC, Generic[ModelT]):
                     ) from error
             return self._model
 
-    def _detect_with_model(self, image: bytes) -> list[Detection]:
-        return self._detect_sync(self._loaded_model(), image)
+    def _detect_with_model(self, image: bytes, info: DetectorInfo) -> list[Detection]:
+        return self._detect_sync(self._loaded_model(), image, info)
 
     async def _run(self, function: Callable[..., ResultT], *args: object) -> ResultT:
         loop = asyncio.get_running_loop()

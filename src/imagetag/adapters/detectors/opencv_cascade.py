@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 
 from imagetag.adapters.detectors._executor import ThreadedDetector, decode_rgb
-from imagetag.domain.detections import BoundingBox, Detection, DetectorInfo
-from imagetag.domain.errors import DetectorUnavailable
+from imagetag.domain.detections import BoundingBox, Detection, DetectorInfo, Thresholds
+from imagetag.domain.errors import DetectorUnavailable, InvalidInput
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,20 @@ class OpenCvCascadeDetector(ThreadedDetector[list[_Cascade]]):
         logger.info("loaded %d OpenCV Haar cascades from %s", len(cascades), self._directory)
         return cascades
 
-    def _detect_sync(self, model: list[_Cascade], image: bytes) -> list[Detection]:
+    def _check_thresholds(self, thresholds: Thresholds) -> None:
+        if thresholds.iou is not None:
+            raise InvalidInput(
+                "the opencv detector has no IoU threshold (its cascades merge neighbours "
+                "instead); send only confidence",
+                field="iou",
+            )
+
+    def _detect_sync(
+        self, model: list[_Cascade], image: bytes, info: DetectorInfo
+    ) -> list[Detection]:
+        # The cascades have no score cut-off of their own; a confidence threshold given for
+        # a run drops the windows it would not trust.
+        minimum = info.confidence_threshold or 0.0
         gray = cv2.cvtColor(decode_rgb(image, max_side=self._max_side), cv2.COLOR_RGB2GRAY)
         height, width = gray.shape[:2]
         scale = self._max_side / max(height, width)
@@ -150,7 +163,6 @@ class OpenCvCascadeDetector(ThreadedDetector[list[_Cascade]]):
             size = (max(round(width * scale), 1), max(round(height * scale), 1))
             gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
             height, width = gray.shape[:2]
-        info = self.info
         detections = []
         for cascade in model:
             rectangles, _levels, weights = cascade.classifier.detectMultiScale3(
@@ -165,6 +177,8 @@ class OpenCvCascadeDetector(ThreadedDetector[list[_Cascade]]):
                 np.asarray(weights).reshape(-1).tolist(),
                 strict=True,
             ):
+                if cascade.confidence(weight) < minimum:
+                    continue
                 detections.append(
                     Detection(
                         name=cascade.name,

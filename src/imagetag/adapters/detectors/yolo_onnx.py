@@ -142,21 +142,22 @@ class OnnxYoloDetector(ThreadedDetector[_OnnxModel]):
         logger.info("loaded ONNX model %s (%dx%d input)", self._path, width, height)
         return model
 
-    def _detect_sync(self, model: _OnnxModel, image: bytes) -> list[Detection]:
+    def _detect_sync(self, model: _OnnxModel, image: bytes, info: DetectorInfo) -> list[Detection]:
+        confidence = info.confidence_threshold if info.confidence_threshold is not None else 0.0
+        iou = info.iou_threshold if info.iou_threshold is not None else self._iou
         rgb = cv2.cvtColor(decode_bgr(image), cv2.COLOR_BGR2RGB).astype(np.uint8, copy=False)
         height, width = rgb.shape[:2]
         tensor, fit = _letterbox(rgb, model.height, model.width)
         output = _run(model, tensor.astype(model.input_dtype, copy=False))
         if model.end2end:
             # NMS ran inside the graph, with the IoU threshold fixed at export.
-            boxes, scores, classes = _decode_end2end(output, self._confidence)
+            boxes, scores, classes = _decode_end2end(output, confidence)
         else:
-            boxes, scores, classes = _decode_raw(output, self._confidence, len(model.names))
-            keep = _nms_per_class(boxes, scores, classes, self._iou)
+            boxes, scores, classes = _decode_raw(output, confidence, len(model.names))
+            keep = _nms_per_class(boxes, scores, classes, iou)
             boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
         # Undo the letterbox: back to the decoded image's pixels.
         pixel_boxes = (boxes - [fit.left, fit.top, fit.left, fit.top]) / fit.scale
-        info = self.info
         return [
             Detection(
                 name=model.names.get(int(class_index), f"class {int(class_index)}"),

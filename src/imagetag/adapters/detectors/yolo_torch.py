@@ -170,11 +170,14 @@ class UltralyticsYoloDetector(ThreadedDetector["YOLO"]):
                 f"or the network is unreachable; place the file at {self._weights}"
             )
 
-    def _predict(self, model: YOLO, bgr: npt.NDArray[np.uint8]) -> Results:
+    def _predict(
+        self, model: YOLO, bgr: npt.NDArray[np.uint8], info: DetectorInfo | None = None
+    ) -> Results:
+        info = info or self.info
         results = model.predict(
             bgr,
-            conf=self._confidence,
-            iou=self._iou,
+            conf=info.confidence_threshold,
+            iou=info.iou_threshold,
             imgsz=self._image_size,
             # Ultralytics' own default pads non-square photos only to a multiple of the stride:
             # 20-40% less work than the square letterbox a fixed-shape ONNX export needs. The
@@ -187,17 +190,16 @@ class UltralyticsYoloDetector(ThreadedDetector["YOLO"]):
         (result,) = cast("list[Results]", results)
         return result
 
-    def _detect_sync(self, model: YOLO, image: bytes) -> list[Detection]:
+    def _detect_sync(self, model: YOLO, image: bytes, info: DetectorInfo) -> list[Detection]:
         # Ultralytics takes arrays in OpenCV's BGR order.
         bgr = decode_bgr(image)
         height, width = bgr.shape[:2]
-        boxes = self._predict(model, bgr).boxes
+        boxes = self._predict(model, bgr, info).boxes
         if boxes is None:
             return []
         corners = _as_numpy(boxes.xyxy).astype(np.float64).tolist()
         scores = _as_numpy(boxes.conf).astype(np.float64).tolist()
         classes = _as_numpy(boxes.cls).astype(np.int64).tolist()
-        info = self.info
         return [
             Detection(
                 name=self._names.get(class_index, f"class {class_index}"),

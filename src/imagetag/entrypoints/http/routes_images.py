@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Request, Response, delete, get, patch, post
@@ -13,12 +13,14 @@ from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Sche
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import FromPath, JSONBody, Parameter
 
+from imagetag.domain.detections import Thresholds
 from imagetag.domain.errors import InvalidInput
 from imagetag.domain.principals import Principal
 from imagetag.domain.search import DEFAULT_PAGE_SIZE, encode_cursor, parse_search
 from imagetag.entrypoints.http.dependencies import Images
 from imagetag.entrypoints.http.guards import TAGGER_ONLY
 from imagetag.entrypoints.http.schemas import (
+    DetectAgainJson,
     ImageBody,
     ImageListBody,
     ImagePatchJson,
@@ -26,6 +28,8 @@ from imagetag.entrypoints.http.schemas import (
     image_body,
 )
 from imagetag.services.images import IngestRequest, RemoteUrl, UploadedBytes
+
+BodyT = TypeVar("BodyT")
 
 _FIELDS = {
     "url": Schema(
@@ -174,8 +178,30 @@ async def delete_image(
     await images.delete(image_id, request.user)
 
 
+class DetectAgainOperation(Operation):
+    """Documents the optional body: thresholds for this run only."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=False,
+            description="Optional thresholds for this run; the configured ones otherwise.",
+            content={
+                "application/json": OpenAPIMediaType(
+                    schema=Schema(
+                        type=OpenAPIType.OBJECT,
+                        properties={
+                            "confidence": Schema(type=OpenAPIType.NUMBER, minimum=0, maximum=1),
+                            "iou": Schema(type=OpenAPIType.NUMBER, exclusive_minimum=0, maximum=1),
+                        },
+                    )
+                )
+            },
+        )
+
+
 @post(
     "/images/{image_id:int}/detections",
+    operation_class=DetectAgainOperation,
     guards=TAGGER_ONLY,
     status_code=200,
     summary="Run detection again on a stored image (tagger); earlier model tags are kept",
@@ -183,7 +209,10 @@ async def delete_image(
 async def detect_again(
     image_id: FromPath[int], request: Request[Principal, Any, Any], images: Images
 ) -> ImageBody:
-    return image_body(await images.redetect(image_id, request.user))
+    raw = await request.body()
+    options = _decode_json(raw, DetectAgainJson) if raw.strip() else DetectAgainJson()
+    thresholds = Thresholds(confidence=options.confidence, iou=options.iou)
+    return image_body(await images.redetect(image_id, request.user, thresholds))
 
 
 @get("/images/{image_id:int}/content", summary="The stored image bytes", media_type="image/*")
@@ -208,13 +237,7 @@ async def _read_ingest_request(request: Request[Any, Any, Any]) -> IngestRequest
             f"unsupported Content-Type {content_type!r}; send application/json or "
             "multipart/form-data"
         )
-    raw = await request.body()
-    try:
-        body = msgspec.json.decode(raw, type=IngestImageJson)
-    except msgspec.ValidationError as error:
-        raise InvalidInput(f"invalid request body: {error}") from None
-    except msgspec.DecodeError:
-        raise InvalidInput("the request body is not valid JSON") from None
+    body = _decode_json(await request.body(), IngestImageJson)
     if (body.image is None) == (body.url is None):
         raise InvalidInput("send exactly one of 'image' (base64 bytes) or 'url'")
     if body.url is not None:
@@ -247,6 +270,15 @@ async def _read_multipart(request: Request[Any, Any, Any]) -> IngestRequest:
         raise InvalidInput("'file' must be a file part", field="file")
     assert isinstance(url, str)
     return IngestRequest(RemoteUrl(url), label=label_text, detect=detect)
+
+
+def _decode_json(raw: bytes, body_type: type[BodyT]) -> BodyT:
+    try:
+        return msgspec.json.decode(raw, type=body_type)
+    except msgspec.ValidationError as error:
+        raise InvalidInput(f"invalid request body: {error}") from None
+    except msgspec.DecodeError:
+        raise InvalidInput("the request body is not valid JSON") from None
 
 
 def _form_bool(value: object) -> bool:

@@ -28,6 +28,13 @@ class IngestImageJson(msgspec.Struct, forbid_unknown_fields=True):
     )
 
 
+class DetectAgainJson(msgspec.Struct, forbid_unknown_fields=True):
+    """Thresholds for one detection run; the detector's configured ones otherwise."""
+
+    confidence: float | None = None
+    iou: float | None = None
+
+
 class TagsJson(msgspec.Struct, forbid_unknown_fields=True):
     names: Annotated[
         list[str], msgspec.Meta(description='Tag names to add, e.g. ["cat", "indoor"]')
