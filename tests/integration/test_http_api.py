@@ -333,7 +333,7 @@ def test_private_addresses_are_refused_unless_allowed(tmp_path: Path, images_dir
     server, _, secret = start_api(tmp_path, fetch_allow_private=False)
     with server, authorised_client(server, secret) as client:
         response = client.post("/images", json={"url": f"{images_dir}/bus.jpg"})
-        assert_problem(response, 422, "private, loopback or link-local")
+        assert_problem(response, 422, "only public addresses are fetched")
         metadata = client.post("/images", json={"url": "http://169.254.169.254/latest/"})
         assert_problem(metadata, 422, "169.254.169.254")
 
