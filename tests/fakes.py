@@ -17,7 +17,13 @@ from typing import Self
 
 from imagetag.domain.audit import AuditEvent, AuditQuery
 from imagetag.domain.detections import BoundingBox, Detection, DetectorInfo, Thresholds
-from imagetag.domain.errors import KeyNameTaken, UnsupportedImage, UrlFetchFailed
+from imagetag.domain.errors import (
+    IdempotencyKeyTaken,
+    KeyNameTaken,
+    UnsupportedImage,
+    UrlFetchFailed,
+)
+from imagetag.domain.idempotency import IdempotencyRecord
 from imagetag.domain.images import DetectionRun, Image, ImageFacts, NewImage
 from imagetag.domain.principals import Actor, ApiKeyRecord, Principal, Role
 from imagetag.domain.search import SearchQuery
@@ -26,6 +32,7 @@ from imagetag.ports.fetcher import FetchedContent
 from imagetag.ports.repository import (
     ApiKeyRepository,
     AuditLog,
+    IdempotencyKeys,
     ImageRepository,
     TagRepository,
 )
@@ -70,6 +77,7 @@ class FakeState:
     runs: dict[int, tuple[int, DetectionRun]] = field(default_factory=dict)
     audit: list[AuditEvent] = field(default_factory=list)
     api_keys: list[ApiKeyRecord] = field(default_factory=list)
+    idempotency: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
 
     def copy(self) -> FakeState:
         return FakeState(
@@ -79,6 +87,7 @@ class FakeState:
             dict(self.runs),
             list(self.audit),
             list(self.api_keys),
+            dict(self.idempotency),
         )
 
     def live_image(self, image_id: int) -> Image | None:
@@ -117,6 +126,10 @@ class FakeImageRepository:
 
     async def get(self, image_id: int) -> Image | None:
         return self._state.live_image(image_id)
+
+    async def find_by_sha256(self, sha256: str) -> Image | None:
+        live = (self._state.live_image(image_id) for image_id in sorted(self._state.images))
+        return next((image for image in live if image and image.sha256 == sha256), None)
 
     async def search(self, query: SearchQuery, *, limit: int) -> Sequence[Image]:
         live = (
@@ -209,6 +222,19 @@ class FakeAuditLog:
         return list(itertools.islice((e for e in newest_first if query.includes(e)), limit))
 
 
+class FakeIdempotencyKeys:
+    def __init__(self, state: FakeState) -> None:
+        self._state = state
+
+    async def find(self, user: str, key: str) -> IdempotencyRecord | None:
+        return self._state.idempotency.get((user, key))
+
+    async def add(self, record: IdempotencyRecord) -> None:
+        if (record.user, record.key) in self._state.idempotency:
+            raise IdempotencyKeyTaken(record.key)
+        self._state.idempotency[(record.user, record.key)] = record
+
+
 class FakeApiKeyRepository:
     def __init__(self, keys: list[ApiKeyRecord]) -> None:
         self._keys = keys
@@ -263,6 +289,7 @@ class FakeUnitOfWork:
     images: ImageRepository
     tags: TagRepository
     audit: AuditLog
+    idempotency: IdempotencyKeys
     api_keys: ApiKeyRepository
 
     def __init__(self, storage: FakeStorage | None = None) -> None:
@@ -275,6 +302,7 @@ class FakeUnitOfWork:
         self.images = FakeImageRepository(self._state, self.storage.ids)
         self.tags = FakeTagRepository(self._state, self.storage.ids)
         self.audit = FakeAuditLog(self._state, self.storage.ids)
+        self.idempotency = FakeIdempotencyKeys(self._state)
         self.api_keys = FakeApiKeyRepository(self._state.api_keys)
 
     async def __aenter__(self) -> Self:

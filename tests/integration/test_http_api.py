@@ -359,3 +359,13 @@ def test_unloadable_model_weights_are_503_and_the_image_is_kept(tmp_path: Path) 
         body = assert_problem(response, 503, "broken-weights.onnx")
         assert response.headers["retry-after"]
         assert client.get(f"/images/{body['image_id']}").status_code == 200
+
+
+def test_with_duplicates_reused_the_same_bytes_give_the_same_image(tmp_path: Path) -> None:
+    server, _, secret = start_api(tmp_path, duplicates="reuse")
+    with server, authorised_client(server, secret) as client:
+        first = client.post("/images", json={"image": b64(ZIDANE), "label": "first"})
+        again = client.post("/images", json={"image": b64(ZIDANE), "label": "second"})
+        assert first.status_code == again.status_code == 200
+        assert again.json() == first.json()
+        assert image_count(client) == 1

@@ -355,3 +355,25 @@ def test_detection_again_with_a_threshold_of_its_own_records_it(api: Api) -> Non
     assert api.alice.post(path, json={"threshold": 0.5}).status_code == 400
     runs = api.ada.get("/audit", params={"image_id": image["id"], "type": "detection.run"})
     assert len(runs.json()["events"]) == 2, "refused requests run nothing"
+
+
+def test_a_retried_upload_with_an_idempotency_key_returns_the_first_image(api: Api) -> None:
+    buffer = io.BytesIO()
+    PillowImage.new("RGB", (9, 9), (1, 2, 3)).save(buffer, "PNG")
+    body = {"image": base64.b64encode(buffer.getvalue()).decode(), "label": "retried"}
+    headers = {"Idempotency-Key": "8f14e45f-ceea-467f-a8f2-5d6b6ab3c1d0"}
+    first = api.alice.post("/images", json=body, headers=headers)
+    again = api.alice.post("/images", json=body, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    changed = api.alice.post("/images", json={**body, "label": "other"}, headers=headers)
+    assert changed.status_code == 422, changed.text
+    assert "Idempotency-Key" in changed.json()["detail"]
+    bobs = api.bob.post("/images", json=body, headers=headers)
+    assert bobs.json()["id"] != first.json()["id"], "keys are per user"
+    without = api.alice.post("/images", json=body)
+    assert without.json()["id"] not in (first.json()["id"], bobs.json()["id"])
+    assert without.json()["sha256"] == first.json()["sha256"], "one blob, shared"
+    created = api.ada.get("/audit", params={"type": "image.created", "user": "alice"})
+    ids_created = [event["image_id"] for event in created.json()["events"]]
+    assert ids_created.count(first.json()["id"]) == 1

@@ -49,6 +49,14 @@ class DetectorUnavailable(DetectionFailed):
     """No detector is configured or its model cannot be loaded."""
 
 
+class IdempotencyKeyReused(ImagetagError):
+    """An Idempotency-Key came back with a different request than the first time."""
+
+
+class IdempotencyKeyTaken(ImagetagError):
+    """Another request with the same Idempotency-Key committed first (a race)."""
+
+
 class AuthenticationFailed(ImagetagError):
     """Missing, malformed, unknown or revoked credentials."""
 

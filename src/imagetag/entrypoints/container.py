@@ -15,6 +15,7 @@ from imagetag.adapters.image_inspector_pillow import PillowImageInspector
 from imagetag.adapters.sqla.engine import create_engine, session_factory
 from imagetag.adapters.sqla.reader import create_image_reader
 from imagetag.adapters.sqla.unit_of_work import SqlUnitOfWorkFactory
+from imagetag.domain.idempotency import DuplicatePolicy
 from imagetag.entrypoints.settings import Settings
 from imagetag.services.audit import AuditService
 from imagetag.services.images import ImageService
@@ -66,6 +67,7 @@ class Container(containers.DeclarativeContainer):
         detector=detector,
         clock=clock,
         max_image_bytes=settings.provided.max_upload_bytes,
+        duplicates=providers.Factory(DuplicatePolicy, settings.provided.duplicates),
     )
     tags = providers.Singleton(TagService, unit_of_work=unit_of_work, clock=clock)
     audit = providers.Singleton(AuditService, unit_of_work=unit_of_work)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from imagetag.adapters.sqla.engine import normalise_database_url, sqlite_url
+from imagetag.domain.idempotency import DuplicatePolicy
 
 PREFIX = "IMAGETAG_"
 DETECTOR_KINDS = ("auto", "yolo", "yolo-onnx", "opencv")
@@ -38,6 +39,7 @@ class Settings:
     fetch_max_redirects: int = 3
     fetch_allow_private: bool = False
     auth_cache_seconds: float = 10.0
+    duplicates: str = "new"
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -57,6 +59,8 @@ class Settings:
         _require(self.fetch_timeout_seconds > 0, "FETCH_TIMEOUT_SECONDS", "positive")
         _require(0 <= self.auth_cache_seconds <= 3600, "AUTH_CACHE_SECONDS", "within 0..3600")
         _require(0 <= self.fetch_max_redirects <= 10, "FETCH_MAX_REDIRECTS", "within 0..10")
+        policies = tuple(policy.value for policy in DuplicatePolicy)
+        _require(self.duplicates in policies, "DUPLICATES", f"one of {', '.join(policies)}")
         levels = ("critical", "error", "warning", "info", "debug")
         _require(self.log_level in levels, "LOG_LEVEL", f"one of {', '.join(levels)}")
 

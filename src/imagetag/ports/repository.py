@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from imagetag.domain.audit import AuditEvent, AuditQuery
+from imagetag.domain.idempotency import IdempotencyRecord
 from imagetag.domain.images import DetectionRun, Image, NewImage
 from imagetag.domain.principals import Actor, ApiKeyRecord
 from imagetag.domain.search import SearchQuery
@@ -22,6 +23,10 @@ class ImageRepository(Protocol):
         ...
 
     async def get(self, image_id: int) -> Image | None: ...
+
+    async def find_by_sha256(self, sha256: str) -> Image | None:
+        """The oldest live image with these bytes, if any."""
+        ...
 
     async def search(self, query: SearchQuery, *, limit: int) -> Sequence[Image]:
         """Images for which ``query.includes`` holds, newest (highest id) first.
@@ -64,6 +69,14 @@ class TagRepository(Protocol):
         ...
 
 
+class IdempotencyKeys(Protocol):
+    async def find(self, user: str, key: str) -> IdempotencyRecord | None: ...
+
+    async def add(self, record: IdempotencyRecord) -> None:
+        """Raises ``IdempotencyKeyTaken`` when the user's key is already stored."""
+        ...
+
+
 class AuditLog(Protocol):
     """Append-only: events are added and read, never changed."""
 
@@ -102,6 +115,7 @@ class UnitOfWork(Protocol):
     images: ImageRepository
     tags: TagRepository
     audit: AuditLog
+    idempotency: IdempotencyKeys
     api_keys: ApiKeyRepository
 
     async def __aenter__(self) -> Self: ...

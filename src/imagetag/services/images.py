@@ -11,11 +11,18 @@ from imagetag.domain.audit import AuditEvent, AuditEventType
 from imagetag.domain.detections import Thresholds, object_names
 from imagetag.domain.errors import (
     DetectionFailed,
+    IdempotencyKeyReused,
+    IdempotencyKeyTaken,
     ImageNotFound,
     ImageTooLarge,
     InvalidInput,
     UnsupportedImage,
     UrlFetchFailed,
+)
+from imagetag.domain.idempotency import (
+    DuplicatePolicy,
+    IdempotencyRecord,
+    check_idempotency_key,
 )
 from imagetag.domain.images import DetectionRun, Image, NewImage
 from imagetag.domain.labels import clean_label, generate_label
@@ -71,6 +78,7 @@ class ImageService:
         detector: Detector,
         clock: Clock,
         max_image_bytes: int,
+        duplicates: DuplicatePolicy = DuplicatePolicy.NEW,
     ) -> None:
         self._unit_of_work = unit_of_work
         self._reader = reader
@@ -80,20 +88,60 @@ class ImageService:
         self._detector = detector
         self._clock = clock
         self._max_image_bytes = max_image_bytes
+        self._duplicates = duplicates
 
     @property
     def detector(self) -> Detector:
         return self._detector
 
-    async def ingest(self, request: IngestRequest, principal: Principal) -> Image:
+    async def ingest(
+        self,
+        request: IngestRequest,
+        principal: Principal,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Image:
         """Store an image and, when asked, what the detector finds in it (needs ``tagger``).
 
         Nothing is stored when the input is refused. Once the bytes are accepted the
         image is kept even if detection fails: then ``DetectionFailed`` is raised
         carrying the new image's id, and the record says why detection failed.
+
+        With an ``idempotency_key``, a repeat of the same request by the same user
+        returns the image the first one stored (as it is now), and the same key with a
+        different request is refused. Bytes already stored give the image that has them
+        when the duplicate policy is ``reuse``.
         """
         require(principal, Role.TAGGER)
         given_label = clean_label(request.label) if request.label is not None else None
+        key = check_idempotency_key(idempotency_key) if idempotency_key is not None else None
+        fingerprint = request_fingerprint(request)
+        if key is not None:
+            earlier = await self._replay(principal.user, key, fingerprint)
+            if earlier is not None:
+                return earlier
+        remembered = (
+            IdempotencyRecord(principal.user, key, fingerprint, 0, self._clock.now())
+            if key is not None
+            else None
+        )
+        try:
+            return await self._ingest(request, principal, given_label, remembered)
+        except IdempotencyKeyTaken:
+            assert key is not None
+            # A concurrent request with the same key committed first: its image stands.
+            earlier = await self._replay(principal.user, key, fingerprint)
+            if earlier is None:
+                raise
+            return earlier
+
+    async def _ingest(
+        self,
+        request: IngestRequest,
+        principal: Principal,
+        given_label: str | None,
+        remembered: IdempotencyRecord | None,
+    ) -> Image:
         data, source = await self._read_content(request.content)
         if len(data) > self._max_image_bytes:
             raise ImageTooLarge(
@@ -106,6 +154,15 @@ class ImageService:
                 raise UrlFetchFailed(f"the URL did not answer with an image: {error}") from None
             raise
         sha256 = hashlib.sha256(data).hexdigest()
+        if self._duplicates is DuplicatePolicy.REUSE:
+            async with self._unit_of_work() as uow:
+                existing = await uow.images.find_by_sha256(sha256)
+                if existing is not None:
+                    if remembered is not None:
+                        await uow.idempotency.add(replace(remembered, image_id=existing.id))
+                        await uow.commit()
+                    return existing
+
         run: DetectionRun | None = None
         failure: DetectionFailed | None = None
         if request.detect:
@@ -142,11 +199,26 @@ class ImageService:
                 run_id = await uow.images.add_detection_run(image.id, run)
                 await uow.audit.append(detection_run_event(image.id, run, run_id))
                 image = Image.stored(new_image, image.id, run_id)
+            if remembered is not None:
+                await uow.idempotency.add(replace(remembered, image_id=image.id))
             await uow.commit()
         if failure is not None:
             failure.image_id = image.id
             raise failure
         return image
+
+    async def _replay(self, user: str, key: str, fingerprint: str) -> Image | None:
+        """The image an earlier request with this key stored, or None if there was none."""
+        async with self._unit_of_work() as uow:
+            earlier = await uow.idempotency.find(user, key)
+        if earlier is None:
+            return None
+        if earlier.fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key came with a different request before; send a new key "
+                "for a new request"
+            )
+        return await self.get(earlier.image_id)
 
     async def _read_content(self, content: UploadedBytes | RemoteUrl) -> tuple[bytes, str | None]:
         if isinstance(content, RemoteUrl):
@@ -247,6 +319,17 @@ class ImageService:
             raise failure
         assert stored is not None
         return stored
+
+
+def request_fingerprint(request: IngestRequest) -> str:
+    """What makes two ingest requests the same request, as one digest."""
+    content = request.content
+    if isinstance(content, RemoteUrl):
+        parts = ["url", content.url]
+    else:
+        parts = ["bytes", hashlib.sha256(content.data).hexdigest(), content.filename or ""]
+    parts += [request.label or "", "detect" if request.detect else "store"]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 def image_created_event(image: Image, actor: Actor) -> AuditEvent:

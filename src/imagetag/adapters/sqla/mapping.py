@@ -31,6 +31,10 @@ RUN_COLUMNS = (
 )  # fmt: skip
 
 
+def _as_is(value: Any) -> Any:
+    return value
+
+
 def image_values(image: NewImage) -> Values:
     run = image.detection
     return {
@@ -107,85 +111,114 @@ def human_tag_values(image_id: int, name: str, actor: Actor, at: datetime) -> Va
 def images_from_rows(
     rows: Sequence[Sequence[Any]],
     *,
-    decode_datetime: Decoder = lambda value: value,
-    decode_json: Decoder = lambda value: value,
+    decode_datetime: Decoder = _as_is,
+    decode_json: Decoder = _as_is,
 ) -> list[Image]:
     """Images from joined rows (``IMAGE_COLUMNS + TAG_COLUMNS + RUN_COLUMNS``), one row
     per tag or one with NULL tag columns, grouped by consecutive image id, order kept.
 
     The decoders turn what the stdlib SQLite driver returns into Python values; through
     SQLAlchemy the column types have done that already.
+
+    This runs on every ``GET /images/{id}``, so it reads columns by position and builds
+    each actor and each run's detector once per call (they are immutable, so tags share
+    them); every domain object is still constructed, and so checked, as usual.
     """
     images: list[Image] = []
-    current: dict[str, Any] | None = None
+    image_row: Sequence[Any] | None = None
     tags: list[Tag] = []
-    tag_start = len(IMAGE_COLUMNS)
-    run_start = tag_start + len(TAG_COLUMNS)
+    actors: dict[tuple[str, str], Actor] = {}
+    detectors: dict[int, DetectorInfo] = {}
     for row in rows:
-        if current is None or current["id"] != row[0]:
-            if current is not None:
-                images.append(_image(current, tags, decode_datetime))
-            current = dict(zip(IMAGE_COLUMNS, row[:tag_start], strict=True))
+        if image_row is None or image_row[0] != row[0]:
+            if image_row is not None:
+                images.append(_image(image_row, tags, decode_datetime))
+            image_row = row
             tags = []
-        tag = dict(zip(TAG_COLUMNS, row[tag_start:run_start], strict=True))
-        if tag["id"] is not None:
-            run = dict(zip(RUN_COLUMNS, row[run_start:], strict=True))
-            tags.append(_tag(tag, run, decode_datetime, decode_json))
-    if current is not None:
-        images.append(_image(current, tags, decode_datetime))
+        if row[_TAG_START] is not None:
+            tags.append(_tag(row, decode_datetime, decode_json, actors, detectors))
+    if image_row is not None:
+        images.append(_image(image_row, tags, decode_datetime))
     return images
 
 
-def _image(columns: Mapping[str, Any], tags: list[Tag], decode_datetime: Decoder) -> Image:
+_TAG_START = len(IMAGE_COLUMNS)
+_RUN_START = _TAG_START + len(TAG_COLUMNS)
+
+
+def _image(row: Sequence[Any], tags: list[Tag], decode_datetime: Decoder) -> Image:
+    # Unpacked in IMAGE_COLUMNS order.
+    (
+        image_id, label, source, sha256, media_type, width, height, size_bytes,
+        created_at, created_by, created_client, detection_status, detection_error,
+    ) = row[:_TAG_START]  # fmt: skip
     return Image(
-        id=columns["id"],
-        label=columns["label"],
-        source=columns["source"],
-        sha256=columns["sha256"],
-        facts=ImageFacts(columns["media_type"], columns["width"], columns["height"]),
-        size_bytes=columns["size_bytes"],
-        created_at=decode_datetime(columns["created_at"]),
-        created_by=Actor(columns["created_by"], columns["created_client"]),
+        id=image_id,
+        label=label,
+        source=source,
+        sha256=sha256,
+        facts=ImageFacts(media_type, width, height),
+        size_bytes=size_bytes,
+        created_at=decode_datetime(created_at),
+        created_by=Actor(created_by, created_client),
         tags=tuple(tags),
-        detection_status=DetectionStatus(columns["detection_status"]),
-        detection_error=columns["detection_error"],
+        detection_status=DetectionStatus(detection_status),
+        detection_error=detection_error,
     )
 
 
 def _tag(
-    tag: Mapping[str, Any],
-    run: Mapping[str, Any],
+    row: Sequence[Any],
     decode_datetime: Decoder,
     decode_json: Decoder,
+    actors: dict[tuple[str, str], Actor],
+    detectors: dict[int, DetectorInfo],
 ) -> Tag:
-    actor = Actor(tag["added_by_user"], tag["added_by_client"])
-    added_at = decode_datetime(tag["added_at"])
-    if tag["source"] == TagSource.HUMAN:
-        return Tag.by_human(tag["name"], actor, added_at)
-    x_min, y_min, x_max, y_max = tag["x_min"], tag["y_min"], tag["x_max"], tag["y_max"]
+    # Unpacked in TAG_COLUMNS order.
+    (
+        _, name, source, confidence, x_min, y_min, x_max, y_max, run_id,
+        added_by_user, added_by_client, added_at,
+    ) = row[_TAG_START:_RUN_START]  # fmt: skip
+    actor = actors.get((added_by_user, added_by_client))
+    if actor is None:
+        actor = actors[added_by_user, added_by_client] = Actor(added_by_user, added_by_client)
+    if source == TagSource.HUMAN:
+        return Tag.by_human(name, actor, decode_datetime(added_at))
     box = (
         BoundingBox(x_min, y_min, x_max, y_max)
         if x_min is not None and y_min is not None and x_max is not None and y_max is not None
         else None
     )
+    detector = detectors.get(run_id)
+    if detector is None:
+        detector = detectors[run_id] = _detector(row[_RUN_START:], decode_json)
     return Tag(
-        name=tag["name"],
+        name=name,
         source=TagSource.MODEL,
         actor=actor,
-        added_at=added_at,
-        confidence=tag["confidence"],
+        added_at=decode_datetime(added_at),
+        confidence=confidence,
         box=box,
-        model=DetectorInfo(
-            detector=run["detector"],
-            model=run["model"],
-            library_version=run["library_version"],
-            model_sha256=run["model_sha256"],
-            confidence_threshold=run["confidence_threshold"],
-            iou_threshold=run["iou_threshold"],
-            # Stored as a JSON object; detectors list their parameters sorted by name.
-            parameters=tuple(sorted((decode_json(run["parameters"]) or {}).items())),
-        ),
-        run_id=tag["run_id"],
+        model=detector,
+        run_id=run_id,
+    )
+
+
+def _detector(run: Sequence[Any], decode_json: Decoder) -> DetectorInfo:
+    # Unpacked in RUN_COLUMNS order.
+    (
+        detector, model, model_sha256, library_version, confidence_threshold, iou_threshold,
+        parameters,
+    ) = run  # fmt: skip
+    return DetectorInfo(
+        detector=detector,
+        model=model,
+        library_version=library_version,
+        model_sha256=model_sha256,
+        confidence_threshold=confidence_threshold,
+        iou_threshold=iou_threshold,
+        # Stored as a JSON object; detectors list their parameters sorted by name.
+        parameters=tuple(sorted((decode_json(parameters) or {}).items())),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import CursorResult, insert, update
+from sqlalchemy import CursorResult, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagetag.adapters.sqla.mapping import (
@@ -40,6 +40,15 @@ class SqlImageRepository:
         result = await self._session.execute(GET_IMAGE, {"image_id": image_id})
         found = images_from_rows(result.all())
         return found[0] if found else None
+
+    async def find_by_sha256(self, sha256: str) -> Image | None:
+        oldest = await self._session.scalar(
+            select(ImageRow.id)
+            .where(ImageRow.sha256 == sha256, ImageRow.deleted_at.is_(None))
+            .order_by(ImageRow.id)
+            .limit(1)
+        )
+        return await self.get(oldest) if oldest is not None else None
 
     async def search(self, query: SearchQuery, *, limit: int) -> Sequence[Image]:
         result = await self._session.execute(search_statement(query, limit))

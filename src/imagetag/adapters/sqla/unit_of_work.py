@@ -8,6 +8,7 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from imagetag.adapters.sqla.repository_audit import SqlAuditLog
+from imagetag.adapters.sqla.repository_idempotency import SqlIdempotencyKeys
 from imagetag.adapters.sqla.repository_images import SqlImageRepository
 from imagetag.adapters.sqla.repository_keys import SqlApiKeyRepository
 from imagetag.adapters.sqla.repository_tags import SqlTagRepository
@@ -17,6 +18,7 @@ class SqlUnitOfWork:
     images: SqlImageRepository
     tags: SqlTagRepository
     audit: SqlAuditLog
+    idempotency: SqlIdempotencyKeys
     api_keys: SqlApiKeyRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
@@ -28,6 +30,7 @@ class SqlUnitOfWork:
         self.images = SqlImageRepository(self._session)
         self.tags = SqlTagRepository(self._session)
         self.audit = SqlAuditLog(self._session)
+        self.idempotency = SqlIdempotencyKeys(self._session)
         self.api_keys = SqlApiKeyRepository(self._session)
         return self
 

@@ -11,7 +11,7 @@ from litestar import Request, Response, delete, get, patch, post
 from litestar.datastructures import UploadFile
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter
 
 from imagetag.domain.detections import Thresholds
 from imagetag.domain.errors import InvalidInput
@@ -82,9 +82,20 @@ class IngestOperation(Operation):
     operation_class=IngestOperation,
     summary="Ingest an image from bytes or a URL, optionally detecting objects",
 )
-async def create_image(request: Request[Principal, Any, Any], images: Images) -> ImageBody:
+async def create_image(
+    request: Request[Principal, Any, Any],
+    images: Images,
+    idempotency_key: Annotated[
+        str | None,
+        HeaderParameter(
+            name="Idempotency-Key",
+            description="Any unique string (e.g. a UUID): a retry with the same key and "
+            "body returns the first request's image instead of storing a second",
+        ),
+    ] = None,
+) -> ImageBody:
     ingest = await _read_ingest_request(request)
-    image = await images.ingest(ingest, request.user)
+    image = await images.ingest(ingest, request.user, idempotency_key=idempotency_key)
     return image_body(image)
 
 
