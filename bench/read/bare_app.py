@@ -1,11 +1,12 @@
 """The near-limit reference for ``GET /images/{id}``: a bare ASGI app over stdlib sqlite3.
 
 It answers with the same JSON body as the real server, built per request from one SQL
-statement on the same database file (opened read-only, named by ``BARE_DB_PATH``). It keeps
-nothing between requests but the connection. The body mirrors the mapping in
-``imagetag.entrypoints.http.schemas``; run.py compares the two and stops when they drift
-apart. It insists that an ``Authorization: Bearer`` header is present but, unlike the real
-server, does not look the key up.
+statement (the live image, its live tags and their detection runs) on the same database
+file (opened read-only, named by ``BARE_DB_PATH``). It keeps nothing between requests but
+the connection. The body mirrors the mapping in ``imagetag.entrypoints.http.schemas``;
+run.py compares the two and stops when they drift apart. It insists that an
+``Authorization: Bearer`` header is present but, unlike the real server, does not look
+the key up.
 
     BARE_DB_PATH=/path/imagetag.db uvicorn --app-dir bench/read bare_app:app
 """
@@ -16,7 +17,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -26,15 +27,20 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-# One statement: the image and its detections (if any) in detection order.
+# One statement: the live image, its live tags in the order they were added and each model
+# tag's run (human tags have none); soft-deleted images are not found.
 IMAGE_QUERY = """
 SELECT i.id, i.label, i.source, i.sha256, i.media_type, i.width, i.height, i.size_bytes,
-       i.created_at, i.created_by, i.detection_status, i.detection_error,
-       d.name, d.confidence, d.x_min, d.y_min, d.x_max, d.y_max, d.detector, d.model,
-       d.provenance
-FROM images AS i LEFT JOIN detections AS d ON d.image_id = i.id
-WHERE i.id = ?
-ORDER BY d.id
+       i.created_at, i.created_by, i.created_client, i.detection_status, i.detection_error,
+       t.id, t.name, t.source, t.confidence, t.x_min, t.y_min, t.x_max, t.y_max, t.run_id,
+       t.added_by_user, t.added_by_client, t.added_at,
+       r.detector, r.model, r.model_sha256, r.library_version, r.confidence_threshold,
+       r.iou_threshold, r.parameters
+FROM images AS i
+LEFT JOIN tags AS t ON t.image_id = i.id AND t.removed_at IS NULL
+LEFT JOIN detection_runs AS r ON r.id = t.run_id
+WHERE i.id = ? AND i.deleted_at IS NULL
+ORDER BY t.id
 """
 
 _PREFIX = "/images/"
@@ -45,39 +51,59 @@ _db = sqlite3.connect(
 )
 
 
-def _detection(row: tuple[Any, ...]) -> dict[str, Any]:
-    name, confidence, x_min, y_min, x_max, y_max, detector, model, provenance = row[12:]
-    extra: dict[str, Any] = json.loads(provenance) if provenance else {}
-    has_box = None not in (x_min, y_min, x_max, y_max)
-    return {
+def _utc(text: str) -> datetime:
+    # SQLAlchemy stores SQLite datetimes as naive UTC text; the API writes them as UTC.
+    # Parsed as the real server's reader does (appending the offset is the cheap way).
+    return datetime.fromisoformat(text + "+00:00")
+
+
+def _tag(row: tuple[Any, ...]) -> dict[str, Any]:
+    (name, source, confidence, x_min, y_min, x_max, y_max, run_id, user, client, added_at) = row[
+        14:25
+    ]
+    detector, model, model_sha256, library_version, confidence_threshold, iou_threshold = row[25:31]
+    tag: dict[str, Any] = {
         "name": name,
-        "confidence": round(confidence, 4),
-        "box": {
+        "source": source,
+        "added_by": {"user": user, "client": client},
+        "added_at": _utc(added_at),
+        "confidence": None,
+        "box": None,
+        "model": None,
+        "run_id": None,
+    }
+    if source == "human":
+        return tag
+    tag["confidence"] = round(confidence, 4)
+    if None not in (x_min, y_min, x_max, y_max):
+        tag["box"] = {
             "x_min": round(x_min, 5),
             "y_min": round(y_min, 5),
             "x_max": round(x_max, 5),
             "y_max": round(y_max, 5),
         }
-        if has_box
-        else None,
-        "model": {
-            "detector": detector,
-            "model": model,
-            "library_version": extra.get("library_version", ""),
-            "model_sha256": extra.get("model_sha256"),
-            "confidence_threshold": extra.get("confidence_threshold"),
-            "iou_threshold": extra.get("iou_threshold"),
-        },
+    parameters: dict[str, str] = json.loads(row[31]) if row[31] else {}
+    tag["model"] = {
+        "detector": detector,
+        "model": model,
+        "model_version": model_sha256[:12] if model_sha256 else library_version,
+        "library_version": library_version,
+        "model_sha256": model_sha256,
+        "confidence_threshold": confidence_threshold,
+        "iou_threshold": iou_threshold,
+        "parameters": dict(sorted(parameters.items())),
     }
+    tag["run_id"] = run_id
+    return tag
 
 
 def image_json(db: sqlite3.Connection, image_id: int) -> bytes | None:
-    """The body of ``GET /images/{image_id}``, or None when there is no such image."""
+    """The body of ``GET /images/{image_id}``, or None when there is no such live image."""
     rows = db.execute(IMAGE_QUERY, (image_id,)).fetchall()
     if not rows:
         return None
     first = rows[0]
-    detections = [_detection(row) for row in rows if row[12] is not None]
+    tags = [_tag(row) for row in rows if row[13] is not None]
     return msgspec.json.encode(
         {
             "id": first[0],
@@ -88,14 +114,13 @@ def image_json(db: sqlite3.Connection, image_id: int) -> bytes | None:
             "width": first[5],
             "height": first[6],
             "size_bytes": first[7],
-            # SQLAlchemy stores naive UTC text on SQLite; the API writes it as UTC.
-            "created_at": datetime.fromisoformat(first[8]).replace(tzinfo=UTC),
-            "created_by": first[9],
-            "detection_enabled": first[10] != "not_requested",
-            "detection_status": first[10],
-            "detection_error": first[11],
-            "objects": sorted({detection["name"] for detection in detections}),
-            "detections": detections,
+            "created_at": _utc(first[8]),
+            "created_by": {"user": first[9], "client": first[10]},
+            "detection_enabled": first[11] != "not_requested",
+            "detection_status": first[11],
+            "detection_error": first[12],
+            "objects": sorted({tag["name"] for tag in tags if tag["source"] == "model"}),
+            "tags": tags,
             "content_url": f"/images/{first[0]}/content",
         }
     )

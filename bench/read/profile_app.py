@@ -6,10 +6,10 @@ Ingests the same images as ``run.py`` into a fresh data dir, builds the app as `
 serve`` does and calls it as an ASGI app (no socket, no HTTP parsing). It prints:
 
 1. microseconds per call of each layer alone, one call at a time;
-2. the SQL statements and aiosqlite thread hops of one request, by kind;
+2. the SQL statements of one request, by kind, and where they ran;
 3. under ``--concurrency`` callers: calls/s and main-thread CPU per call of the whole request,
-   of its parts, and of alternative ways to read the same image (what-ifs built here from
-   the app's own engine, tables and mapping; nothing in ``src/`` is changed);
+   of its parts and of the floors it is measured against (Litestar returning a ready body;
+   the bare app's lookup and JSON);
 4. a cProfile of whole requests, own time summed by package.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import json
 import os
 import pstats
 import sqlite3
@@ -26,35 +27,26 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from unittest.mock import patch
 
-import aiosqlite
 import msgspec
-from dependency_injector import providers
 from litestar import Litestar, get
-from sqlalchemy import create_engine, event, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy import event
 
-from imagetag.adapters.sqla.engine import session_factory
-from imagetag.adapters.sqla.mapping import to_image
-from imagetag.adapters.sqla.tables import ImageRow
-from imagetag.domain.errors import ImageNotFound
+from imagetag.adapters.sqla.mapping import images_from_rows
+from imagetag.adapters.sqla.reader import SqliteImageReader
 from imagetag.domain.images import Image
-from imagetag.domain.principals import Principal
 from imagetag.entrypoints.container import Container, build_container
 from imagetag.entrypoints.http.app import create_app
 from imagetag.entrypoints.http.schemas import ImageBody, image_body
 from imagetag.entrypoints.settings import Settings
-from imagetag.services.keys import KeyService
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sample_data import bench_env, imagetag_cli, ingest_sample_images
+from sample_data import bench_env, create_reader_key, ingest_sample_images
 
 Message = dict[str, Any]
 Call = Callable[[int], Awaitable[object]]
@@ -138,36 +130,53 @@ class Rig:
     container: Container
     key: str
     ids: list[int]
-    detected_id: int
+    tagged_id: int
     data_dir: Path
     bare_app: ModuleType
 
+    def pick(self, index: int) -> int:
+        return self.ids[index % len(self.ids)]
 
-async def layers(rig: Rig) -> None:
+
+async def parts(rig: Rig, reader: sqlite3.Connection) -> list[tuple[str, Call]]:
+    """The whole request, its parts alone and the floors, each as a call on the i-th id."""
     images, keys = rig.container.images(), rig.container.keys()
-    one = rig.detected_id
-    image = await images.get(one)
-    floor = trivial_litestar(image_body(image))
-    reader = sqlite3.connect(f"file:{rig.data_dir / 'imagetag.db'}?mode=ro", uri=True)
-    async with aiosqlite.connect(rig.data_dir / "imagetag.db") as raw_async:
-        rows: list[tuple[str, Call]] = [
-            ("bare: sqlite3 lookup + JSON", lambda _: _sync(rig.bare_app.image_json, reader, one)),
-            ("one aiosqlite hop (execute 'SELECT 1')", lambda _: raw_async.execute("SELECT 1")),
-            ("image_body() + msgspec encode", lambda _: _sync(_encode, image)),
-            ("KeyService.authenticate", lambda _: keys.authenticate(rig.key)),
-            ("ImageService.get", lambda _: images.get(one)),
-            (
-                "Litestar alone (ready body, no auth/DB)",
-                lambda _: asgi_get(floor, f"/images/{one}", None),
-            ),
-            ("whole request", lambda _: asgi_get(rig.app, f"/images/{one}", rig.key)),
-        ]
-        print("\n1. microseconds per call, one call at a time (an image with detections)")
-        for label, call in rows:
-            started = time.perf_counter()
-            await run_concurrently(call, 2000, 1)
-            print(f"  {(time.perf_counter() - started) / 2100 * 1e6:8.0f} us  {label}")
-    reader.close()
+    image_reader = rig.container.reader()
+    stored = {image_id: await images.get(image_id) for image_id in rig.ids}
+    floor = trivial_litestar(image_body(stored[rig.tagged_id]))
+    query = rig.bare_app.IMAGE_QUERY
+    # The bare app's statement selects the reader's columns in the reader's order.
+    rows = {image_id: reader.execute(query, (image_id,)).fetchall() for image_id in rig.ids}
+    return [
+        (
+            "whole request (auth, Litestar, get, body, encode)",
+            lambda i: asgi_get(rig.app, f"/images/{rig.pick(i)}", rig.key),
+        ),
+        ("  KeyService.authenticate (remembered key)", lambda _: keys.authenticate(rig.key)),
+        ("  ImageService.get", lambda i: images.get(rig.pick(i))),
+        ("    the reader's get", lambda i: image_reader.get(rig.pick(i))),
+        (
+            "    its statement alone (execute + fetchall)",
+            lambda i: _sync(lambda: reader.execute(query, (rig.pick(i),)).fetchall()),
+        ),
+        (
+            "    rows to a domain Image (images_from_rows)",
+            lambda i: _sync(_image_from_sqlite_rows, rows[rig.pick(i)]),
+        ),
+        ("  image_body()", lambda i: _sync(image_body, stored[rig.pick(i)])),
+        (
+            "  image_body() + msgspec encode",
+            lambda i: _sync(_encode, stored[rig.pick(i)]),
+        ),
+        (
+            "floor: Litestar returning a ready body (no auth, no DB)",
+            lambda i: asgi_get(floor, f"/images/{rig.pick(i)}", None),
+        ),
+        (
+            "floor: bare app's sqlite3 lookup + JSON",
+            lambda i: _sync(rig.bare_app.image_json, reader, rig.pick(i)),
+        ),
+    ]
 
 
 async def _sync(function: Callable[..., object], *args: Any) -> object:
@@ -178,188 +187,60 @@ def _encode(image: Image) -> bytes:
     return msgspec.json.encode(image_body(image))
 
 
-async def hops(rig: Rig) -> None:
-    """Count SQL statements and aiosqlite calls (each a round trip to its thread)."""
-    statements = Counter[str]()
-    calls = Counter[str]()
-    # aiosqlite's private _execute is the one place every call crosses to its thread.
-    original: Callable[..., Awaitable[Any]] = aiosqlite.Connection._execute
+def _image_from_sqlite_rows(rows: list[tuple[Any, ...]]) -> object:
+    return images_from_rows(
+        rows,
+        decode_datetime=lambda value: datetime.fromisoformat(value).replace(tzinfo=UTC),
+        decode_json=lambda value: json.loads(value) if value else None,
+    )
 
-    async def counting(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        calls[getattr(fn, "__qualname__", repr(fn))] += 1
-        return await original(self, fn, *args, **kwargs)
 
-    def statement(*args: Any) -> None:
-        statements[" ".join(args[2].split()[:2])] += 1
+async def one_at_a_time(rows: list[tuple[str, Call]]) -> None:
+    print("\n1. microseconds per call, one call at a time (wall clock)")
+    for label, call in rows:
+        started = time.perf_counter()
+        await run_concurrently(call, 2000, 1)
+        print(f"  {(time.perf_counter() - started) / 2100 * 1e6:8.1f} us  {label}")
 
-    engine = rig.container.engine().sync_engine
-    event.listen(engine, "before_cursor_execute", statement)
+
+async def statements(rig: Rig) -> None:
+    """SQL per request: on the reader's own stdlib connection and through the engine."""
+    reader = rig.container.reader()
+    traced = Counter[str]()
+    through_engine = Counter[str]()
     sample = 100
+    if isinstance(reader, SqliteImageReader):
+        # The reader keeps one connection per thread; this one is the event loop's.
+        connection = reader._connection()
+        connection.set_trace_callback(lambda sql: traced.update([" ".join(sql.split()[:2])]))
+    engine = rig.container.engine().sync_engine
+
+    def on_engine(*args: Any) -> None:
+        through_engine[" ".join(args[2].split()[:2])] += 1
+
+    event.listen(engine, "before_cursor_execute", on_engine)
     try:
-        with patch.object(aiosqlite.Connection, "_execute", counting):
-            for index in range(sample):
-                await asgi_get(rig.app, f"/images/{rig.ids[index % len(rig.ids)]}", rig.key)
+        for index in range(sample):
+            await asgi_get(rig.app, f"/images/{rig.pick(index)}", rig.key)
     finally:
-        event.remove(engine, "before_cursor_execute", statement)
-    print("\n2. per request")
-    print(f"  SQL: {', '.join(f'{n / sample:g} x {sql}…' for sql, n in statements.items())}")
-    print(
-        f"  aiosqlite hops: {sum(calls.values()) / sample:g} = "
-        + ", ".join(f"{n / sample:g} {name}" for name, n in calls.most_common())
-    )
+        event.remove(engine, "before_cursor_execute", on_engine)
+        if isinstance(reader, SqliteImageReader):
+            connection.set_trace_callback(None)
+    print(f"\n2. per request, over {sample} requests")
+    for where, counts in (("reader's connection", traced), ("engine", through_engine)):
+        listed = ", ".join(f"{n / sample:g} x {sql}…" for sql, n in counts.items()) or "none"
+        print(f"  SQL on the {where}: {listed}")
 
 
-async def _get_image(
-    sessions: async_sessionmaker[AsyncSession], image_id: int, *, joined: bool, rollback: bool
-) -> Image:
-    """ImageService.get's read, with the loading strategy and the explicit rollback as knobs."""
-    loader = joinedload if joined else selectinload
-    statement = select(ImageRow).where(ImageRow.id == image_id).options(loader(ImageRow.detections))
-    session = sessions()
-    try:
-        row = (await session.scalars(statement)).unique().one()
-        return to_image(row)
-    finally:
-        if rollback:
-            await session.rollback()
-        await session.close()
-
-
-async def _core_rows(engine: AsyncEngine, query: str, image_id: int) -> object:
-    async with engine.connect() as connection:
-        return (await connection.execute(text(query), {"id": image_id})).all()
-
-
-class SyncOrmReader:
-    """What-if: the same ORM read on the sync pysqlite driver, one thread hop per call."""
-
-    def __init__(self, database: Path) -> None:
-        self.engine = create_engine(f"sqlite:///{database}")
-        self._thread = ThreadPoolExecutor(max_workers=1)
-
-    async def get(self, image_id: int) -> Image:
-        loop = asyncio.get_running_loop()
-        image = await loop.run_in_executor(self._thread, self._get, image_id)
-        if image is None:
-            raise ImageNotFound(image_id)
-        return image
-
-    def _get(self, image_id: int) -> Image | None:
-        statement = (
-            select(ImageRow).where(ImageRow.id == image_id).options(joinedload(ImageRow.detections))
-        )
-        with Session(self.engine) as session:
-            row = session.scalars(statement).unique().one_or_none()
-            return to_image(row) if row is not None else None
-
-    async def rows(self, query: str, image_id: int) -> object:
-        """What-if: the one-JOIN statement through SQLAlchemy Core, sync, one thread hop."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._rows, query, image_id)
-
-    def _rows(self, query: str, image_id: int) -> object:
-        with self.engine.connect() as connection:
-            return connection.execute(text(query), {"id": image_id}).all()
-
-    def close(self) -> None:
-        self._thread.shutdown()
-        self.engine.dispose()
-
-
-class CachedKeys:
-    """What-if: principals of recently seen keys kept in memory for ``ttl`` seconds."""
-
-    def __init__(self, keys: KeyService, ttl: float = 10.0) -> None:
-        self._keys = keys
-        self._ttl = ttl
-        self._seen: dict[str, tuple[float, Principal]] = {}
-
-    async def authenticate(self, secret: str) -> Principal:
-        now = time.monotonic()
-        seen = self._seen.get(secret)
-        if seen is not None and now - seen[0] < self._ttl:
-            return seen[1]
-        principal = await self._keys.authenticate(secret)
-        self._seen[secret] = (now, principal)
-        return principal
-
-
-async def under_load(rig: Rig, calls: int, concurrency: int) -> None:
-    images, keys = rig.container.images(), rig.container.keys()
-    engine = rig.container.engine()
-    sessions = session_factory(engine)
-    ids = rig.ids
-    join_query = rig.bare_app.IMAGE_QUERY.replace("?", ":id")
-    reader = sqlite3.connect(
-        f"file:{rig.data_dir / 'imagetag.db'}?mode=ro", uri=True, check_same_thread=False
-    )
-    one_thread = ThreadPoolExecutor(max_workers=1)
-    loop = asyncio.get_running_loop()
-    sync_orm = SyncOrmReader(rig.data_dir / "imagetag.db")
-
-    def pick(index: int) -> int:
-        return ids[index % len(ids)]
-
-    rows: list[tuple[str, Call]] = [
-        (
-            "whole request (auth + get + Litestar + encode)",
-            lambda i: asgi_get(rig.app, f"/images/{pick(i)}", rig.key),
-        ),
-        ("  KeyService.authenticate alone", lambda i: keys.authenticate(rig.key)),
-        ("  ImageService.get alone (selectinload, rollback+close)", lambda i: images.get(pick(i))),
-        (
-            "what-if get: selectinload, close() only",
-            lambda i: _get_image(sessions, pick(i), joined=False, rollback=False),
-        ),
-        (
-            "what-if get: joinedload (1 SELECT), rollback+close",
-            lambda i: _get_image(sessions, pick(i), joined=True, rollback=True),
-        ),
-        (
-            "what-if get: joinedload, close() only",
-            lambda i: _get_image(sessions, pick(i), joined=True, rollback=False),
-        ),
-        (
-            "what-if get: SQLAlchemy Core, 1 JOIN, AsyncConnection",
-            lambda i: _core_rows(engine, join_query, pick(i)),
-        ),
-        (
-            "what-if get: sync ORM (pysqlite), joinedload, 1 thread hop",
-            lambda i: sync_orm.get(pick(i)),
-        ),
-        (
-            "what-if get: sync Core (pysqlite), 1 JOIN, 1 thread hop",
-            lambda i: sync_orm.rows(join_query, pick(i)),
-        ),
-        (
-            "what-if get: sqlite3 lookup+JSON in 1 thread hop",
-            lambda i: loop.run_in_executor(one_thread, rig.bare_app.image_json, reader, pick(i)),
-        ),
-        (
-            "bare: sqlite3 lookup + JSON inline",
-            lambda i: _sync(rig.bare_app.image_json, reader, pick(i)),
-        ),
-    ]
+async def under_load(rows: list[tuple[str, Call]], calls: int, concurrency: int) -> None:
     print(f"\n3. {concurrency} callers at a time, {calls} calls each; CPU per call in us")
     print(f"  {'calls/s':>8} {'loop thread':>11} {'all threads':>11}")
     for label, call in rows:
-        _print_load(await run_concurrently(call, calls, concurrency), label)
-    with rig.container.keys.override(providers.Object(CachedKeys(keys))):
-        load = await run_concurrently(rows[0][1], calls, concurrency)
-        _print_load(load, "what-if whole request: auth cached 10 s")
-        with rig.container.images.override(providers.Object(sync_orm)):
-            load = await run_concurrently(rows[0][1], calls, concurrency)
-            _print_load(load, "what-if whole request: auth cached + sync ORM get, 1 hop")
-    sync_orm.close()
-    one_thread.shutdown()
-    reader.close()
-
-
-def _print_load(load: Load, label: str) -> None:
-    print(
-        f"  {load.calls_per_second:8,.0f} {load.main_thread_cpu_us:11,.0f} "
-        f"{load.process_cpu_us:11,.0f}  {label}"
-    )
+        load = await run_concurrently(call, calls, concurrency)
+        print(
+            f"  {load.calls_per_second:8,.0f} {load.main_thread_cpu_us:11,.1f} "
+            f"{load.process_cpu_us:11,.1f}  {label}"
+        )
 
 
 def _package(filename: str) -> str:
@@ -367,13 +248,13 @@ def _package(filename: str) -> str:
         if marker in filename:
             return filename.split(marker, 1)[1].split("/", 1)[0]
     if filename.startswith(("~", "<")):
-        return "C functions (sockets, queues, sqlite3, greenlet switch)"
+        return "C functions (sqlite3, msgspec, builtins)"
     return "stdlib " + Path(filename).stem
 
 
 async def cprofile(rig: Rig, calls: int, concurrency: int) -> None:
     async def whole(index: int) -> object:
-        return await asgi_get(rig.app, f"/images/{rig.ids[index % len(rig.ids)]}", rig.key)
+        return await asgi_get(rig.app, f"/images/{rig.pick(index)}", rig.key)
 
     profiler = cProfile.Profile()
     profiler.enable()
@@ -389,7 +270,7 @@ async def cprofile(rig: Rig, calls: int, concurrency: int) -> None:
     for package, seconds in by_package.most_common(12):
         print(f"  {seconds / total:6.1%}  {package}")
     print("\n  top functions by own time:")
-    stats.sort_stats("tottime").print_stats(20)
+    stats.sort_stats("tottime").print_stats(25)
 
 
 async def profile(data_dir: Path, key: str, calls: int, concurrency: int) -> None:
@@ -408,14 +289,21 @@ async def profile(data_dir: Path, key: str, calls: int, concurrency: int) -> Non
             container=container,
             key=key,
             ids=sorted(image["id"] for image in listed),
-            detected_id=next(image["id"] for image in listed if image["detections"]),
+            tagged_id=next(
+                image["id"]
+                for image in listed
+                if any(tag["source"] == "model" for tag in image["tags"])
+            ),
             data_dir=data_dir,
             bare_app=bare_app,
         )
-        await layers(rig)
-        await hops(rig)
-        await under_load(rig, calls, concurrency)
+        reader = sqlite3.connect(f"file:{data_dir / 'imagetag.db'}?mode=ro", uri=True)
+        rows = await parts(rig, reader)
+        await one_at_a_time(rows)
+        await statements(rig)
+        await under_load(rows, calls, concurrency)
         await cprofile(rig, calls, concurrency)
+        reader.close()
 
 
 def main() -> int:
@@ -426,7 +314,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-read-profile-") as workdir:
         env = bench_env(Path(workdir) / "data")
         ingest_sample_images(Path(workdir), env)
-        key = imagetag_cli(env, "keys", "create", "bench").strip().splitlines()[-1].strip()
+        key = create_reader_key(env)
         asyncio.run(profile(Path(workdir) / "data", key, args.requests, args.concurrency))
     return 0
 

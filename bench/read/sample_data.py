@@ -1,4 +1,5 @@
-"""The data both read benchmarks run on: ~50 images in a fresh data dir, a few detected."""
+"""The data both read benchmarks run on: ~50 images in a fresh data dir, a few detected,
+all with human tags, and a reader key."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from PIL import Image
 BIN = Path(sys.executable).parent
 COPIES = 48
 DETECTED_COPIES = 4
+# Human tags on every image, so that bodies carry tags of both sources.
+HUMAN_TAGS = "street,sample,benchmark"
 CLI_TIMEOUT_SECONDS = 300.0
 
 
@@ -39,7 +42,8 @@ def sample_photos() -> list[Path]:
 
 
 def ingest_sample_images(workdir: Path, env: dict[str, str]) -> None:
-    """The two photos and re-encoded PNG copies (each of other bytes), some with detection."""
+    """The two photos and re-encoded PNG copies (each of other bytes), some with detection,
+    all with the ``HUMAN_TAGS``."""
     photos = sample_photos()
     detected, plain = workdir / "detected", workdir / "plain"
     detected.mkdir()
@@ -56,8 +60,14 @@ def ingest_sample_images(workdir: Path, env: dict[str, str]) -> None:
             )
         folder = detected if index < DETECTED_COPIES else plain
         copy.save(folder / f"{photo.stem}-{index:02d}.png", compress_level=1)
-    imagetag_cli(env, "tag", str(detected), "--detect")
-    imagetag_cli(env, "tag", str(plain))
+    imagetag_cli(env, "tag", str(detected), "--detect", "--tags", HUMAN_TAGS)
+    imagetag_cli(env, "tag", str(plain), "--tags", HUMAN_TAGS)
+
+
+def create_reader_key(env: dict[str, str], name: str = "bench") -> str:
+    """A new key that may read (GET) and no more; the secret."""
+    output = imagetag_cli(env, "keys", "create", name, "--role", "reader")
+    return output.strip().splitlines()[-1].strip()
 
 
 def imagetag_cli(env: dict[str, str], *args: str) -> str:
