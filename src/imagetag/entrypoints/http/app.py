@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
@@ -26,6 +26,7 @@ from imagetag.entrypoints.http import (
 )
 from imagetag.entrypoints.http.auth import api_key_authentication
 from imagetag.entrypoints.http.dependencies import dependencies_for
+from imagetag.entrypoints.http.lean_get import lean_get
 from imagetag.entrypoints.http.problems import (
     domain_error_handler,
     http_exception_handler,
@@ -71,7 +72,8 @@ def create_app(container: Container | None = None) -> Litestar:
             routes_health.health,
             routes_images.create_image,
             routes_images.list_images,
-            routes_images.get_image,
+            # The hot read: the same handler, called without Litestar's per-request kit.
+            Router("/", route_handlers=[routes_images.get_image], middleware=[lean_get]),
             routes_images.update_image,
             routes_images.delete_image,
             routes_images.detect_again,
