@@ -121,25 +121,26 @@ def test_the_app_serves_get_image_lean(apps: Apps) -> None:
 
 
 @pytest.mark.parametrize(
-    ("case", "path", "key"),
+    ("case", "path", "key", "status"),
     [
-        ("human and model tags", "tagged", "valid"),
-        ("deleted image: 404", "deleted", "valid"),
-        ("unknown id: 404", "/images/987654", "valid"),
-        ("no key: 401", "tagged", None),
-        ("unknown key: 401", "tagged", "itk_not-a-key"),
+        ("human and model tags", "tagged", "valid", 200),
+        ("deleted image", "deleted", "valid", 404),
+        ("unknown id", "/images/987654", "valid", 404),
+        ("id beyond 64 bits", f"/images/{2**64}", "valid", 404),
+        ("no key", "tagged", None, 401),
+        ("unknown key", "tagged", "itk_not-a-key", 401),
     ],
 )
 def test_lean_answers_equal_the_ordinary_ones_byte_for_byte(
-    apps: Apps, case: str, path: str, key: str | None
+    apps: Apps, case: str, path: str, key: str | None, status: int
 ) -> None:
     target = {"tagged": f"/images/{apps.tagged}", "deleted": f"/images/{apps.deleted}"}
-    headers = (
-        {} if key is None else {"Authorization": f"Bearer {apps.secret if key == 'valid' else key}"}
-    )
+    secret = apps.secret if key == "valid" else key
+    headers = {} if secret is None else {"Authorization": f"Bearer {secret}"}
     lean = answers(apps.lean, target.get(path, path), headers)
     assert lean == answers(apps.ordinary, target.get(path, path), headers), case
-    if case == "human and model tags":
+    assert lean[0] == status, lean
+    if status == 200:
         body = msgspec.json.decode(lean[2])
         assert {(tag["name"], tag["source"]) for tag in body["tags"]} == {
             ("dog", "model"),

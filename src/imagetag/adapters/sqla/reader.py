@@ -25,6 +25,10 @@ from imagetag.adapters.sqla.mapping import images_from_rows
 from imagetag.adapters.sqla.queries import GET_IMAGE
 from imagetag.domain.images import Image
 
+# Ids are positive 64-bit integers on both databases; the drivers refuse larger ones with an
+# error rather than finding nothing, so such an id is answered here.
+MAX_IMAGE_ID = 2**63 - 1
+
 
 class SqlAlchemyImageReader:
     """One statement over the async engine; used for PostgreSQL."""
@@ -33,6 +37,8 @@ class SqlAlchemyImageReader:
         self._engine = engine
 
     async def get(self, image_id: int) -> Image | None:
+        if not 0 < image_id <= MAX_IMAGE_ID:
+            return None
         async with self._engine.connect() as connection:
             result = await connection.execute(GET_IMAGE, {"image_id": image_id})
             found = images_from_rows(result.all())
@@ -69,6 +75,8 @@ class SqliteImageReader:
         return connection
 
     async def get(self, image_id: int) -> Image | None:
+        if not 0 < image_id <= MAX_IMAGE_ID:
+            return None
         rows = self._connection().execute(_SQLITE_GET_IMAGE, (image_id,)).fetchall()
         found = images_from_rows(rows, decode_datetime=_sqlite_datetime, decode_json=_sqlite_json)
         return found[0] if found else None
