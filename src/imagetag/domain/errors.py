@@ -45,8 +45,20 @@ class DetectionFailed(ImagetagError):
         self.image_id = image_id
 
 
+class DetectionRejected(DetectionFailed):
+    """The detector refused this image (e.g. a remote service found it invalid): the
+    caller's to fix, unlike a failure of the detector itself."""
+
+
 class DetectorUnavailable(DetectionFailed):
-    """No detector is configured or its model cannot be loaded."""
+    """No detector is configured, its model cannot be loaded, or its service is down;
+    ``retry_after`` says in how many seconds trying again makes sense, when known."""
+
+    def __init__(
+        self, message: str, *, image_id: int | None = None, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message, image_id=image_id)
+        self.retry_after = retry_after
 
 
 class IdempotencyKeyReused(ImagetagError):

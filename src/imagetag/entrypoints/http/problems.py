@@ -12,6 +12,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from imagetag.domain.errors import (
     AuthenticationFailed,
     DetectionFailed,
+    DetectionRejected,
     DetectorUnavailable,
     IdempotencyKeyReused,
     IdempotencyKeyTaken,
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://imagetag.dev/problems/"
+# When an unavailable detector does not say how long it will be out.
+DEFAULT_RETRY_AFTER_SECONDS = 30
 
 # Order matters: subclasses before their bases.
 _DOMAIN_STATUS: tuple[tuple[type[ImagetagError], int, str], ...] = (
@@ -46,6 +49,7 @@ _DOMAIN_STATUS: tuple[tuple[type[ImagetagError], int, str], ...] = (
     (UnsupportedImage, 415, "unsupported-image"),
     (UrlRefused, 422, "url-refused"),
     (UrlFetchFailed, 422, "url-fetch-failed"),
+    (DetectionRejected, 422, "detection-rejected"),
     (DetectorUnavailable, 503, "detector-unavailable"),
     (DetectionFailed, 502, "detection-failed"),
 )
@@ -80,7 +84,10 @@ def domain_error_handler(request: Request[Any, Any, Any], error: ImagetagError) 
                 extensions["image_id"] = error.image_id
                 logger.warning("detection failed on %s: %s", request.url.path, error)
             if isinstance(error, DetectorUnavailable):
-                headers = {"Retry-After": "30"}
+                retry_after = error.retry_after
+                if retry_after is None:
+                    retry_after = DEFAULT_RETRY_AFTER_SECONDS
+                headers = {"Retry-After": str(retry_after)}
             if isinstance(error, AuthenticationFailed):
                 headers = {"WWW-Authenticate": 'Bearer realm="imagetag"'}
             return problem(status, str(error), kind=kind, headers=headers, **extensions)
