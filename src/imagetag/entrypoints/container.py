@@ -8,6 +8,7 @@ from dependency_injector import containers, providers
 
 from imagetag.adapters.blobs_fs import FileSystemBlobStore
 from imagetag.adapters.clock_system import SystemClock
+from imagetag.adapters.detectors.imagga_http import ImaggaConfig
 from imagetag.adapters.detectors.selection import build_detector
 from imagetag.adapters.fetcher_http import RequestsUrlFetcher
 from imagetag.adapters.identity_apikey import Sha256KeyHasher
@@ -21,6 +22,22 @@ from imagetag.services.audit import AuditService
 from imagetag.services.images import ImageService
 from imagetag.services.keys import KeyService
 from imagetag.services.tags import TagService
+
+
+def imagga_config(settings: Settings) -> ImaggaConfig | None:
+    """Imagga's settings when it is the detector (only then are key and secret required)."""
+    if settings.detector != "imagga":
+        return None
+    return ImaggaConfig(
+        api_key=settings.imagga_key,
+        api_secret=settings.imagga_secret,
+        url=settings.imagga_url,
+        threshold=settings.imagga_threshold,
+        limit=settings.imagga_limit,
+        timeout_seconds=settings.imagga_timeout_seconds,
+        retries=settings.imagga_retries,
+        backoff_seconds=settings.imagga_backoff_seconds,
+    )
 
 
 class Container(containers.DeclarativeContainer):
@@ -53,6 +70,7 @@ class Container(containers.DeclarativeContainer):
         confidence=settings.provided.detect_confidence,
         iou=settings.provided.detect_iou,
         allow_download=settings.provided.yolo_allow_download,
+        imagga=providers.Callable(imagga_config, settings),
     )
     clock = providers.Singleton(SystemClock)
     hasher = providers.Singleton(Sha256KeyHasher)

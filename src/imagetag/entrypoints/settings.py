@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from imagetag.adapters.detectors.imagga_http import DEFAULT_URL as IMAGGA_DEFAULT_URL
 from imagetag.adapters.sqla.engine import normalise_database_url, sqlite_url
 from imagetag.domain.idempotency import DuplicatePolicy
 
 PREFIX = "IMAGETAG_"
-DETECTOR_KINDS = ("auto", "yolo", "yolo-onnx", "opencv")
+DETECTOR_KINDS = ("auto", "yolo", "yolo-onnx", "opencv", "imagga")
 MIB = 1024 * 1024
 
 
@@ -33,6 +35,15 @@ class Settings:
     yolo_allow_download: bool = False
     detect_confidence: float = 0.25
     detect_iou: float = 0.7
+    # Kept out of repr: a logged Settings must not carry the credentials.
+    imagga_key: str = field(default="", repr=False)
+    imagga_secret: str = field(default="", repr=False)
+    imagga_url: str = IMAGGA_DEFAULT_URL
+    imagga_threshold: float = 30.0
+    imagga_limit: int = 20
+    imagga_timeout_seconds: float = 10.0
+    imagga_retries: int = 2
+    imagga_backoff_seconds: float = 0.5
     max_upload_bytes: int = 20 * MIB
     max_image_pixels: int = 64_000_000
     fetch_timeout_seconds: float = 10.0
@@ -54,6 +65,7 @@ class Settings:
         _require(1 <= self.port <= 65535, "PORT", "a TCP port (1-65535)")
         _require(0.0 <= self.detect_confidence <= 1.0, "DETECT_CONFIDENCE", "within 0..1")
         _require(0.0 < self.detect_iou <= 1.0, "DETECT_IOU", "within 0..1")
+        self._check_imagga()
         _require(self.max_upload_bytes >= 1024, "MAX_UPLOAD_BYTES", "at least 1024")
         _require(self.max_image_pixels >= 1, "MAX_IMAGE_PIXELS", "positive")
         _require(self.fetch_timeout_seconds > 0, "FETCH_TIMEOUT_SECONDS", "positive")
@@ -63,6 +75,26 @@ class Settings:
         _require(self.duplicates in policies, "DUPLICATES", f"one of {', '.join(policies)}")
         levels = ("critical", "error", "warning", "info", "debug")
         _require(self.log_level in levels, "LOG_LEVEL", f"one of {', '.join(levels)}")
+
+    def _check_imagga(self) -> None:
+        if self.detector == "imagga":
+            for name in ("IMAGGA_KEY", "IMAGGA_SECRET"):
+                _require(
+                    bool(getattr(self, name.lower())),
+                    name,
+                    "set when IMAGETAG_DETECTOR=imagga (see Imagga's dashboard)",
+                )
+        url = urlsplit(self.imagga_url)
+        _require(
+            url.scheme in ("http", "https") and bool(url.hostname),
+            "IMAGGA_URL",
+            "an http(s)://host[:port] URL",
+        )
+        _require(0.0 <= self.imagga_threshold <= 100.0, "IMAGGA_THRESHOLD", "within 0..100")
+        _require(1 <= self.imagga_limit <= 1000, "IMAGGA_LIMIT", "within 1..1000")
+        _require(self.imagga_timeout_seconds > 0, "IMAGGA_TIMEOUT_SECONDS", "positive")
+        _require(0 <= self.imagga_retries <= 10, "IMAGGA_RETRIES", "within 0..10")
+        _require(0.0 <= self.imagga_backoff_seconds <= 60, "IMAGGA_BACKOFF_SECONDS", "within 0..60")
 
     @property
     def blobs_dir(self) -> Path:

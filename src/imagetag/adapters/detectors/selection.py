@@ -6,6 +6,7 @@ import logging
 from importlib.util import find_spec
 from pathlib import Path
 
+from imagetag.adapters.detectors.imagga_http import ImaggaConfig, ImaggaHttpDetector
 from imagetag.adapters.detectors.opencv_cascade import OpenCvCascadeDetector
 from imagetag.adapters.detectors.yolo_onnx import OnnxYoloDetector
 from imagetag.adapters.detectors.yolo_torch import UltralyticsYoloDetector, resolve_weights_path
@@ -13,7 +14,7 @@ from imagetag.ports.detector import Detector
 
 logger = logging.getLogger(__name__)
 
-DETECTOR_KINDS = ("auto", "yolo", "yolo-onnx", "opencv")
+DETECTOR_KINDS = ("auto", "yolo", "yolo-onnx", "opencv", "imagga")
 
 
 def torch_stack_installed() -> bool:
@@ -30,8 +31,10 @@ def build_detector(
     confidence: float,
     iou: float,
     allow_download: bool,
+    imagga: ImaggaConfig | None = None,
 ) -> Detector:
-    """Build the detector for ``kind``: ``auto``, ``yolo``, ``yolo-onnx`` or ``opencv``.
+    """Build the detector for ``kind``: ``auto``, ``yolo``, ``yolo-onnx``, ``opencv`` or
+    ``imagga`` (Imagga's tagging API, configured by ``imagga``).
 
     ``yolo`` runs ``.onnx`` weights on onnxruntime and anything else on ultralytics.
     ``auto`` takes YOLO only when its weights are already on disk (it never downloads) and
@@ -43,6 +46,10 @@ def build_detector(
         raise ValueError(
             f"IMAGETAG_DETECTOR must be one of {', '.join(DETECTOR_KINDS)}; got {kind!r}"
         )
+    if choice == "imagga":
+        if imagga is None:
+            raise ValueError("IMAGETAG_DETECTOR=imagga needs the Imagga settings")
+        return _chosen(ImaggaHttpDetector(imagga), f"IMAGETAG_DETECTOR=imagga, {imagga.url}")
     weights = resolve_weights_path(yolo_model, models_dir)
     is_onnx = weights.suffix.lower() == ".onnx"
 
