@@ -56,6 +56,9 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # uvicorn builds each access line's arguments (quoting the path: ~1.7 us a request)
+        # before its logger drops the line; above info none would be printed.
+        access_log=settings.log_level in ("info", "debug"),
         proxy_headers=False,
         server_header=False,
     )
