@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from typing import Self
 from imagetag.domain.audit import AuditEvent, AuditQuery
 from imagetag.domain.detections import BoundingBox, Detection, DetectorInfo, Thresholds
 from imagetag.domain.errors import (
+    DetectionFailed,
     IdempotencyKeyTaken,
     KeyNameTaken,
     UnsupportedImage,
@@ -358,17 +360,25 @@ class FakeUnitOfWorkFactory:
 
 
 class FakeBlobStore:
+    """Blobs in a dict; refuses what is not a sha256 digest, like the disk store."""
+
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
 
     async def put(self, sha256: str, data: bytes) -> None:
-        self.blobs.setdefault(sha256, data)
+        self.blobs.setdefault(_checked_digest(sha256), data)
 
     async def get(self, sha256: str) -> bytes:
-        return self.blobs[sha256]
+        return self.blobs[_checked_digest(sha256)]
 
     async def exists(self, sha256: str) -> bool:
-        return sha256 in self.blobs
+        return _checked_digest(sha256) in self.blobs
+
+
+def _checked_digest(sha256: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise ValueError(f"not a sha256 digest: {sha256!r}")
+    return sha256
 
 
 class FakeImageInspector:
@@ -407,13 +417,19 @@ class FakeFetcher:
 
 
 class FakeDetector:
-    """Finds the configured detections in any image, or fails with ``error``."""
+    """Finds the configured detections in any image, or fails with ``error``; given
+    ``image_magic``, bytes that do not start with it fail as no image, like the real ones."""
 
     def __init__(
-        self, detections: Sequence[Detection] = (), *, error: Exception | None = None
+        self,
+        detections: Sequence[Detection] = (),
+        *,
+        error: Exception | None = None,
+        image_magic: bytes | None = None,
     ) -> None:
         self.detections = list(detections)
         self.error = error
+        self.image_magic = image_magic
         self.calls: list[bytes] = []
         self.thresholds: list[Thresholds | None] = []
 
@@ -427,6 +443,8 @@ class FakeDetector:
         self.thresholds.append(thresholds)
         if self.error is not None:
             raise self.error
+        if self.image_magic is not None and not image.startswith(self.image_magic):
+            raise DetectionFailed("the data is not an image the detector can read")
         info = FAKE_DETECTOR_INFO.with_thresholds(thresholds)
         minimum = info.confidence_threshold or 0.0
         return [

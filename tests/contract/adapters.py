@@ -1,0 +1,274 @@
+"""Every adapter of each port, as a table of builders the contract fixtures run over.
+
+An adapter added to a table runs the whole contract suite of its port. Models and
+formats differ, so the detector and inspector entries also say what their adapter must
+find in a real image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from imagetag.adapters.blobs_fs import FileSystemBlobStore
+from imagetag.adapters.detectors.imagga_http import ImaggaConfig, ImaggaHttpDetector
+from imagetag.adapters.detectors.opencv_cascade import OpenCvCascadeDetector
+from imagetag.adapters.detectors.yolo_onnx import OnnxYoloDetector
+from imagetag.adapters.detectors.yolo_torch import UltralyticsYoloDetector
+from imagetag.adapters.image_inspector_pillow import PillowImageInspector
+from imagetag.adapters.sqla.engine import create_engine, session_factory
+from imagetag.adapters.sqla.reader import create_image_reader
+from imagetag.adapters.sqla.unit_of_work import SqlUnitOfWorkFactory
+from imagetag.domain.detections import BoundingBox, Detection
+from imagetag.domain.images import ImageFacts
+from imagetag.ports.blobs import BlobStore
+from imagetag.ports.detector import Detector
+from imagetag.ports.images import ImageInspector
+from imagetag.ports.repository import ImageReader, UnitOfWorkFactory
+from tests.fakes import (
+    FAKE_DETECTOR_INFO,
+    FakeBlobStore,
+    FakeDetector,
+    FakeImageInspector,
+    FakeImageReader,
+    FakeUnitOfWorkFactory,
+)
+from tests.support.assets import BUS, ZIDANE, fall_weights_onnx, fall_weights_pt
+from tests.support.databases import MigratedTemplates
+from tests.support.fake_imagga import running_fake_imagga
+
+Marks = tuple[pytest.MarkDecorator, ...]
+
+
+def params(table: Mapping[str, tuple[object, Marks]]) -> list[object]:
+    """The fixture parameters of a table: one per adapter, with its marks."""
+    return [pytest.param(name, marks=marks, id=name) for name, (_, marks) in table.items()]
+
+
+# --- Storage: the unit of work with its repositories, and the point reader -------------
+
+
+@dataclass(frozen=True)
+class Storage:
+    """One store as the services see it: units of work for writes, a reader for hot reads."""
+
+    unit_of_work: UnitOfWorkFactory
+    reader: ImageReader
+
+
+@contextlib.asynccontextmanager
+async def fake_storage(_request: pytest.FixtureRequest, _tmp_path: Path) -> AsyncIterator[Storage]:
+    factory = FakeUnitOfWorkFactory()
+    yield Storage(factory, FakeImageReader(factory.storage))
+
+
+@contextlib.asynccontextmanager
+async def _sql_storage(url: str) -> AsyncIterator[Storage]:
+    engine = create_engine(url)
+    try:
+        unit_of_work = SqlUnitOfWorkFactory(session_factory(engine))
+        yield Storage(unit_of_work, create_image_reader(url, engine))
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def sqlite_storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    templates: MigratedTemplates = request.getfixturevalue("database_templates")
+    async with _sql_storage(await templates.sqlite(tmp_path)) as storage:
+        yield storage
+
+
+@contextlib.asynccontextmanager
+async def postgresql_storage(
+    request: pytest.FixtureRequest, _tmp_path: Path
+) -> AsyncIterator[Storage]:
+    templates: MigratedTemplates = request.getfixturevalue("database_templates")
+    admin_url: str = request.getfixturevalue("postgres_admin_url")
+    async with _sql_storage(await templates.postgresql(admin_url)) as storage:
+        yield storage
+
+
+StorageBuilder = Callable[
+    [pytest.FixtureRequest, Path], contextlib.AbstractAsyncContextManager[Storage]
+]
+STORAGES: dict[str, tuple[StorageBuilder, Marks]] = {
+    "fake": (fake_storage, ()),
+    "sqlite": (sqlite_storage, ()),
+    "postgresql": (postgresql_storage, (pytest.mark.postgres,)),
+}
+
+
+# --- Blob stores ------------------------------------------------------------------------
+
+
+def fake_blob_store(_tmp_path: Path) -> BlobStore:
+    return FakeBlobStore()
+
+
+def disk_blob_store(tmp_path: Path) -> BlobStore:
+    return FileSystemBlobStore(tmp_path / "blobs")
+
+
+BLOB_STORES: dict[str, tuple[Callable[[Path], BlobStore], Marks]] = {
+    "fake": (fake_blob_store, ()),
+    "disk": (disk_blob_store, ()),
+    # An S3 store goes here: a builder making a bucket on a local S3 server (moto or
+    # MinIO) per test, marked like "postgresql" if the server is not always there.
+}
+
+
+# --- Image inspectors -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InspectorCase:
+    """An inspector and a real image it reads, with the facts it must report."""
+
+    inspector: ImageInspector
+    image: bytes
+    facts: ImageFacts
+
+
+def png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 40, 40)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+SMALL_PNG_FACTS = ImageFacts("image/png", 48, 32)
+
+
+def fake_inspector() -> InspectorCase:
+    return InspectorCase(FakeImageInspector(SMALL_PNG_FACTS), png(48, 32), SMALL_PNG_FACTS)
+
+
+def pillow_inspector() -> InspectorCase:
+    inspector = PillowImageInspector(max_pixels=10_000)
+    return InspectorCase(inspector, png(48, 32), SMALL_PNG_FACTS)
+
+
+INSPECTORS: dict[str, tuple[Callable[[], InspectorCase], Marks]] = {
+    "fake": (fake_inspector, ()),
+    "pillow": (pillow_inspector, ()),
+}
+
+
+# --- Detectors --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DetectorCase:
+    """A detector, its names, and what it must find in a real photo: at least
+    ``at_least`` detections named one of ``finds_any_of``."""
+
+    detector: Detector
+    detector_name: str
+    model_name: str
+    photo: bytes
+    finds_any_of: frozenset[str]
+    at_least: int
+    has_iou_threshold: bool = True
+    # Why a truncated image passes as an image, where a known gap lets it.
+    takes_truncated_images: str | None = None
+
+
+def _person(confidence: float, box: BoundingBox | None) -> Detection:
+    return Detection("normal", confidence, box, FAKE_DETECTOR_INFO)
+
+
+# Roughly what the fall model reports on bus.jpg: three standing people, one doubtful fall.
+FAKE_FINDINGS = (
+    _person(0.93, BoundingBox(0.06, 0.28, 0.31, 0.87)),
+    _person(0.91, BoundingBox(0.27, 0.29, 0.46, 0.85)),
+    _person(0.84, BoundingBox(0.80, 0.29, 1.0, 0.86)),
+    Detection("fall", 0.31, None, FAKE_DETECTOR_INFO),
+)
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+@contextlib.contextmanager
+def fake_detector(_request: pytest.FixtureRequest) -> Iterator[DetectorCase]:
+    detector = FakeDetector(FAKE_FINDINGS, image_magic=JPEG_MAGIC)
+    yield DetectorCase(detector, "fake", "fake-model", BUS.read_bytes(), frozenset({"normal"}), 3)
+
+
+@contextlib.contextmanager
+def yolo_torch_detector(request: pytest.FixtureRequest) -> Iterator[DetectorCase]:
+    factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
+    detector = UltralyticsYoloDetector(
+        fall_weights_pt(), config_dir=factory.mktemp("ultralytics-config")
+    )
+    try:
+        yield DetectorCase(detector, "yolo", "best.pt", BUS.read_bytes(), frozenset({"normal"}), 3)
+    finally:
+        detector.close()
+
+
+@contextlib.contextmanager
+def yolo_onnx_detector(_request: pytest.FixtureRequest) -> Iterator[DetectorCase]:
+    detector = OnnxYoloDetector(fall_weights_onnx())
+    try:
+        yield DetectorCase(
+            detector, "yolo-onnx", "best_fp16.onnx", BUS.read_bytes(), frozenset({"normal"}), 3
+        )
+    finally:
+        detector.close()
+
+
+@contextlib.contextmanager
+def opencv_detector(_request: pytest.FixtureRequest) -> Iterator[DetectorCase]:
+    detector = OpenCvCascadeDetector()
+    try:
+        yield DetectorCase(
+            detector,
+            "opencv",
+            "haarcascades",
+            ZIDANE.read_bytes(),
+            frozenset({"face", "person"}),
+            1,
+            has_iou_threshold=False,
+        )
+    finally:
+        detector.close()
+
+
+@contextlib.contextmanager
+def imagga_detector(_request: pytest.FixtureRequest) -> Iterator[DetectorCase]:
+    """Imagga's adapter over real HTTP, against the stand-in for Imagga on loopback."""
+    with running_fake_imagga() as imagga:
+        detector = ImaggaHttpDetector(
+            ImaggaConfig(api_key=imagga.api_key, api_secret=imagga.api_secret, url=imagga.base_url)
+        )
+        try:
+            yield DetectorCase(
+                detector,
+                "imagga",
+                "imagga-tags",
+                BUS.read_bytes(),
+                frozenset({"bus"}),
+                1,
+                has_iou_threshold=False,
+                takes_truncated_images=(
+                    "the fake Imagga (tests/support/fake_imagga.py) sniffs only an image's "
+                    "first bytes, so a truncated PNG gets tags instead of a 400"
+                ),
+            )
+        finally:
+            detector.close()
+
+
+DetectorBuilder = Callable[[pytest.FixtureRequest], contextlib.AbstractContextManager[DetectorCase]]
+DETECTORS: dict[str, tuple[DetectorBuilder, Marks]] = {
+    "fake": (fake_detector, ()),
+    "yolo": (yolo_torch_detector, (pytest.mark.slow,)),
+    "yolo-onnx": (yolo_onnx_detector, ()),
+    "opencv": (opencv_detector, ()),
+    "imagga": (imagga_detector, ()),
+}

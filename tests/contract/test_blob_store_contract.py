@@ -1,0 +1,80 @@
+"""The BlobStore port: content-addressed bytes, the same from every store."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from imagetag.ports.blobs import BlobStore
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def test_stored_bytes_read_back_and_exist(blob_store: BlobStore) -> None:
+    data = b"\x89PNG\r\n\x1a\n some pixels"
+
+    assert not await blob_store.exists(digest(data))
+    await blob_store.put(digest(data), data)
+
+    assert await blob_store.exists(digest(data))
+    assert await blob_store.get(digest(data)) == data
+
+
+async def test_storing_the_same_digest_again_is_a_no_op(blob_store: BlobStore) -> None:
+    data = b"the same content"
+
+    await blob_store.put(digest(data), data)
+    await blob_store.put(digest(data), data)
+
+    assert await blob_store.get(digest(data)) == data
+
+
+async def test_blobs_are_kept_apart_by_digest(blob_store: BlobStore) -> None:
+    first, second = b"first", b"second"
+    await blob_store.put(digest(first), first)
+    await blob_store.put(digest(second), second)
+
+    assert await blob_store.get(digest(first)) == first
+    assert await blob_store.get(digest(second)) == second
+
+
+async def test_reading_a_missing_digest_raises_key_error(blob_store: BlobStore) -> None:
+    missing = digest(b"never stored")
+
+    assert not await blob_store.exists(missing)
+    with pytest.raises(KeyError):
+        await blob_store.get(missing)
+
+
+MALFORMED = {
+    "empty": "",
+    "short": "abc",
+    "upper-case": "A" * 64,
+    "not-hex": "g" * 64,
+    "63-digits": "0" * 63,
+    "65-digits": "0" * 65,
+    "parent-path": "../" + "0" * 61,
+    "path-separator": "0" * 32 + "/" + "0" * 31,
+}
+
+
+@pytest.mark.parametrize("malformed", MALFORMED.values(), ids=MALFORMED.keys())
+async def test_a_malformed_digest_is_refused(blob_store: BlobStore, malformed: str) -> None:
+    with pytest.raises(ValueError, match="sha256"):
+        await blob_store.put(malformed, b"data")
+    with pytest.raises(ValueError, match="sha256"):
+        await blob_store.get(malformed)
+    with pytest.raises(ValueError, match="sha256"):
+        await blob_store.exists(malformed)
+
+
+async def test_a_large_blob_round_trips_byte_for_byte(blob_store: BlobStore) -> None:
+    data = os.urandom(8 * 1024 * 1024 + 7)
+
+    await blob_store.put(digest(data), data)
+
+    assert await blob_store.get(digest(data)) == data
