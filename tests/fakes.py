@@ -21,6 +21,7 @@ from imagetag.domain.detections import BoundingBox, Detection, DetectorInfo, Thr
 from imagetag.domain.errors import (
     DetectionFailed,
     IdempotencyKeyTaken,
+    ImageNotFound,
     KeyNameTaken,
     UnsupportedImage,
     UrlFetchFailed,
@@ -156,6 +157,8 @@ class FakeImageRepository:
         return True
 
     async def add_detection_run(self, image_id: int, run: DetectionRun) -> int:
+        if self._state.live_image(image_id) is None:
+            raise ImageNotFound(image_id)
         run_id = next(self._ids.runs)
         self._state.runs[run_id] = (image_id, run)
         self._state.tags.extend(
@@ -175,6 +178,8 @@ class FakeTagRepository:
     async def add_human(
         self, image_id: int, names: Sequence[str], actor: Actor, at: datetime
     ) -> tuple[str, ...]:
+        if self._state.live_image(image_id) is None:
+            return ()
         present = {
             row.tag.name
             for row in self._state.tags
@@ -183,7 +188,7 @@ class FakeTagRepository:
             and row.tag.source is TagSource.HUMAN
             and row.tag.actor.user == actor.user
         }
-        added = tuple(name for name in names if name not in present)
+        added = tuple(name for name in dict.fromkeys(names) if name not in present)
         self._state.tags.extend(
             StoredTag(next(self._ids.tags), image_id, Tag.by_human(name, actor, at))
             for name in added
@@ -191,6 +196,8 @@ class FakeTagRepository:
         return added
 
     async def remove(self, image_id: int, name: str, actor: Actor, at: datetime) -> int:
+        if self._state.live_image(image_id) is None:
+            return 0
         removed = 0
         for index, row in enumerate(self._state.tags):
             if row.image_id == image_id and row.live and row.tag.name == name:
