@@ -6,6 +6,7 @@ services rely on; tests inspect that state directly instead of mocking calls.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import itertools
@@ -439,6 +440,7 @@ class FakeDetector:
         self.image_magic = image_magic
         self.calls: list[bytes] = []
         self.thresholds: list[Thresholds | None] = []
+        self.delay = 0.0
 
     @property
     def info(self) -> DetectorInfo:
@@ -448,6 +450,8 @@ class FakeDetector:
         """The configured detections at or above the confidence threshold given."""
         self.calls.append(image)
         self.thresholds.append(thresholds)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.error is not None:
             raise self.error
         if self.image_magic is not None and not image.startswith(self.image_magic):

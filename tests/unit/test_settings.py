@@ -48,6 +48,7 @@ def test_values_are_parsed_by_their_type(tmp_path: Path) -> None:
         ("IMAGETAG_FETCH_ALLOW_PRIVATE", "maybe"),
         ("IMAGETAG_AUTH_CACHE_SECONDS", "-1"),
         ("IMAGETAG_DUPLICATES", "merge"),
+        ("IMAGETAG_DETECT_TIMEOUT_SECONDS", "0"),
         ("IMAGETAG_LOG_LEVEL", "loud"),
         ("IMAGETAG_DATABASE_URL", "mysql://nowhere/db"),
     ],
@@ -55,3 +56,14 @@ def test_values_are_parsed_by_their_type(tmp_path: Path) -> None:
 def test_a_bad_value_fails_naming_its_variable(tmp_path: Path, variable: str, value: str) -> None:
     with pytest.raises(SettingsError, match=variable):
         Settings.from_env({"IMAGETAG_DATA_DIR": str(tmp_path), variable: value})
+
+
+def test_image_formats_are_a_list_of_known_formats(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"IMAGETAG_DATA_DIR": str(tmp_path), "IMAGETAG_IMAGE_FORMATS": " png, jpeg ,PNG"}
+    )
+
+    assert settings.image_format_names == ("PNG", "JPEG")
+    for bad in ("", "png,svg", " , "):
+        with pytest.raises(SettingsError, match="IMAGETAG_IMAGE_FORMATS"):
+            Settings.from_env({"IMAGETAG_DATA_DIR": str(tmp_path), "IMAGETAG_IMAGE_FORMATS": bad})

@@ -52,7 +52,9 @@ class Container(containers.DeclarativeContainer):
     reader = providers.Singleton(create_image_reader, settings.provided.database_url, engine)
     blobs = providers.Singleton(FileSystemBlobStore, settings.provided.blobs_dir)
     inspector = providers.Singleton(
-        PillowImageInspector, max_pixels=settings.provided.max_image_pixels
+        PillowImageInspector,
+        max_pixels=settings.provided.max_image_pixels,
+        formats=settings.provided.image_format_names,
     )
     fetcher = providers.Singleton(
         RequestsUrlFetcher,
@@ -86,6 +88,9 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         max_image_bytes=settings.provided.max_upload_bytes,
         duplicates=providers.Factory(DuplicatePolicy, settings.provided.duplicates),
+        detect_timeout=providers.Factory(
+            timedelta, seconds=settings.provided.detect_timeout_seconds
+        ),
     )
     tags = providers.Singleton(TagService, unit_of_work=unit_of_work, clock=clock)
     audit = providers.Singleton(AuditService, unit_of_work=unit_of_work)

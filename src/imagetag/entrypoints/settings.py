@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from imagetag.adapters.detectors.imagga_http import DEFAULT_URL as IMAGGA_DEFAULT_URL
+from imagetag.adapters.image_inspector_pillow import DEFAULT_FORMATS
 from imagetag.adapters.sqla.engine import normalise_database_url, sqlite_url
 from imagetag.domain.idempotency import DuplicatePolicy
 
@@ -51,6 +52,8 @@ class Settings:
     fetch_allow_private: bool = False
     auth_cache_seconds: float = 10.0
     duplicates: str = "new"
+    image_formats: str = ",".join(DEFAULT_FORMATS)
+    detect_timeout_seconds: float = 120.0
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -73,6 +76,13 @@ class Settings:
         _require(0 <= self.fetch_max_redirects <= 10, "FETCH_MAX_REDIRECTS", "within 0..10")
         policies = tuple(policy.value for policy in DuplicatePolicy)
         _require(self.duplicates in policies, "DUPLICATES", f"one of {', '.join(policies)}")
+        unknown = sorted(set(self.image_format_names) - set(DEFAULT_FORMATS))
+        _require(
+            bool(self.image_format_names) and not unknown,
+            "IMAGE_FORMATS",
+            f"a comma-separated list of {', '.join(DEFAULT_FORMATS)}",
+        )
+        _require(self.detect_timeout_seconds > 0, "DETECT_TIMEOUT_SECONDS", "positive")
         levels = ("critical", "error", "warning", "info", "debug")
         _require(self.log_level in levels, "LOG_LEVEL", f"one of {', '.join(levels)}")
 
@@ -95,6 +105,14 @@ class Settings:
         _require(self.imagga_timeout_seconds > 0, "IMAGGA_TIMEOUT_SECONDS", "positive")
         _require(0 <= self.imagga_retries <= 10, "IMAGGA_RETRIES", "within 0..10")
         _require(0.0 <= self.imagga_backoff_seconds <= 60, "IMAGGA_BACKOFF_SECONDS", "within 0..60")
+
+    @property
+    def image_format_names(self) -> tuple[str, ...]:
+        return tuple(
+            dict.fromkeys(
+                name.strip().upper() for name in self.image_formats.split(",") if name.strip()
+            )
+        )
 
     @property
     def blobs_dir(self) -> Path:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from imagetag.domain.detections import Thresholds
-from imagetag.domain.errors import DetectionFailed, InvalidInput
+from imagetag.domain.errors import DetectionFailed, DetectorUnavailable, InvalidInput
 from imagetag.domain.images import DetectionRun, DetectionStatus
 from imagetag.domain.principals import Actor
 from imagetag.ports.detector import Detector
@@ -22,18 +23,25 @@ async def run_detector(
     *,
     image_ref: str,
     thresholds: Thresholds | None = None,
+    time_limit: timedelta | None = None,
 ) -> tuple[DetectionRun, DetectionFailed | None]:
     """Detect objects in ``data``; a failure comes back as a failed run and the error.
 
     Any exception of the detector counts as a failure: a faulty detector must not cost
-    the caller an image that was already accepted.
+    the caller an image that was already accepted. So does taking longer than
+    ``time_limit``: the caller gets an answer (503) while the model may still finish.
     """
     info = detector.info.with_thresholds(thresholds)
     try:
-        detections = tuple(await detector.detect(data, thresholds))
+        seconds = time_limit.total_seconds() if time_limit is not None else None
+        detections = tuple(await asyncio.wait_for(detector.detect(data, thresholds), seconds))
     except InvalidInput:
         # A threshold this detector does not have: the caller's to fix, nothing to record.
         raise
+    except TimeoutError:
+        logger.warning("detection timed out for image %s", image_ref)
+        within = f" within {time_limit.total_seconds():g} s" if time_limit is not None else ""
+        failure: DetectionFailed = DetectorUnavailable(f"the detector did not answer{within}")
     except DetectionFailed as error:
         logger.warning("detection failed for image %s: %s", image_ref, error)
         failure = error

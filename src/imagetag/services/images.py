@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
 from imagetag.domain.audit import AuditEvent, AuditEventType
 from imagetag.domain.detections import Thresholds, object_names
@@ -79,6 +80,7 @@ class ImageService:
         clock: Clock,
         max_image_bytes: int,
         duplicates: DuplicatePolicy = DuplicatePolicy.NEW,
+        detect_timeout: timedelta | None = None,
     ) -> None:
         self._unit_of_work = unit_of_work
         self._reader = reader
@@ -89,6 +91,7 @@ class ImageService:
         self._clock = clock
         self._max_image_bytes = max_image_bytes
         self._duplicates = duplicates
+        self._detect_timeout = detect_timeout
 
     @property
     def detector(self) -> Detector:
@@ -170,7 +173,12 @@ class ImageService:
             _, (run, failure) = await asyncio.gather(
                 self._blobs.put(sha256, data),
                 run_detector(
-                    self._detector, data, principal.actor, self._clock.now(), image_ref=sha256[:12]
+                    self._detector,
+                    data,
+                    principal.actor,
+                    self._clock.now(),
+                    image_ref=sha256[:12],
+                    time_limit=self._detect_timeout,
                 ),
             )
         else:
@@ -306,6 +314,7 @@ class ImageService:
             self._clock.now(),
             image_ref=str(image_id),
             thresholds=thresholds,
+            time_limit=self._detect_timeout,
         )
         async with self._unit_of_work() as uow:
             if await uow.images.get(image_id) is None:

@@ -3,15 +3,19 @@ stored are stored again or reused, as configured."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from imagetag.domain.errors import (
     DetectionFailed,
+    DetectorUnavailable,
     IdempotencyKeyReused,
     ImageNotFound,
     InvalidInput,
 )
 from imagetag.domain.idempotency import DuplicatePolicy
+from imagetag.domain.images import DetectionStatus
 from imagetag.services.images import ImageService, IngestRequest, RemoteUrl, UploadedBytes
 from tests.fakes import (
     ALICE,
@@ -162,3 +166,32 @@ async def test_reuse_remembers_the_key_of_the_request_that_found_a_duplicate(
 
     with pytest.raises(ImageNotFound):
         await reusing.ingest(upload(), BOB, idempotency_key="bob-1")
+
+
+async def test_a_detector_that_does_not_answer_in_time_fails_and_the_image_is_kept(
+    unit_of_work: FakeUnitOfWorkFactory,
+    blobs: FakeBlobStore,
+    fetcher: FakeFetcher,
+    detector: FakeDetector,
+    clock: TickingClock,
+) -> None:
+    impatient = ImageService(
+        unit_of_work=unit_of_work,
+        reader=FakeImageReader(unit_of_work.storage),
+        blobs=blobs,
+        inspector=FakeImageInspector(FACTS),
+        fetcher=fetcher,
+        detector=detector,
+        clock=clock,
+        max_image_bytes=MAX_BYTES,
+        detect_timeout=timedelta(milliseconds=20),
+    )
+    detector.delay = 5.0
+
+    with pytest.raises(DetectorUnavailable, match=r"did not answer within 0\.02 s") as failed:
+        await impatient.ingest(upload(detect=True), ALICE)
+
+    (stored,) = unit_of_work.committed_images
+    assert stored.id == failed.value.image_id
+    assert stored.detection_status is DetectionStatus.FAILED
+    assert blobs.blobs
