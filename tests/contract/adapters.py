@@ -175,8 +175,6 @@ class DetectorCase:
     finds_any_of: frozenset[str]
     at_least: int
     has_iou_threshold: bool = True
-    # Why a truncated image passes as an image, where a known gap lets it.
-    takes_truncated_images: str | None = None
 
 
 def _person(confidence: float, box: BoundingBox | None) -> Detection:
@@ -255,10 +253,6 @@ def imagga_detector(_request: pytest.FixtureRequest) -> Iterator[DetectorCase]:
                 frozenset({"bus"}),
                 1,
                 has_iou_threshold=False,
-                takes_truncated_images=(
-                    "the fake Imagga (tests/support/fake_imagga.py) sniffs only an image's "
-                    "first bytes, so a truncated PNG gets tags instead of a 400"
-                ),
             )
         finally:
             detector.close()

@@ -16,6 +16,7 @@ import contextlib
 import email.parser
 import email.policy
 import http.server
+import io
 import json
 import socket
 import sys
@@ -27,9 +28,21 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from PIL import Image as PillowImage
+
 UNAUTHORISED_TEXT = "You are not authorized to access this resource."
-# JPEG, PNG, GIF, BMP, WebP (RIFF): what the fake takes for an image.
-_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"RIFF")
+
+
+def _decodes(data: bytes) -> bool:
+    """Whether the bytes are a whole image, as Imagga's own decoder would find."""
+    try:
+        with PillowImage.open(io.BytesIO(data)) as image:
+            image.load()
+    except (OSError, SyntaxError, ValueError):
+        return False
+    return True
+
+
 DEFAULT_TAGS = (("bus", 61.4), ("Street_Sign", 45.0), ("vehicle", 33.3), ("road", 12.0))
 
 
@@ -196,7 +209,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.fake.rejection is not None:
             self._error(400, self.fake.rejection)
             return
-        if upload_id is not None and not self.fake.uploads[upload_id].startswith(_IMAGE_MAGIC):
+        if upload_id is not None and not _decodes(self.fake.uploads[upload_id]):
             self._error(400, "The file is not a valid image.")
             return
         try:
