@@ -42,6 +42,7 @@ from tests.fakes import (
 from tests.support.assets import BUS, ZIDANE, fall_weights_onnx, fall_weights_pt
 from tests.support.databases import MigratedTemplates
 from tests.support.fake_imagga import running_fake_imagga
+from tests.support.s3 import moto_s3_server
 
 Marks = tuple[pytest.MarkDecorator, ...]
 
@@ -116,11 +117,17 @@ def disk_blob_store(tmp_path: Path) -> BlobStore:
     return FileSystemBlobStore(tmp_path / "blobs")
 
 
+def s3_blob_store(_tmp_path: Path) -> BlobStore:
+    """An S3 store over real HTTP: a new bucket on moto's S3 server on loopback, under a
+    prefix (moto is a dev dependency, so the server is always there: no mark)."""
+    server = moto_s3_server()
+    return server.store(server.new_bucket(), "imagetag/blobs")
+
+
 BLOB_STORES: dict[str, tuple[Callable[[Path], BlobStore], Marks]] = {
     "fake": (fake_blob_store, ()),
     "disk": (disk_blob_store, ()),
-    # An S3 store goes here: a builder making a bucket on a local S3 server (moto or
-    # MinIO) per test, marked like "postgresql" if the server is not always there.
+    "s3": (s3_blob_store, ()),
 }
 
 
