@@ -18,6 +18,7 @@ from imagetag.adapters.sqla.reader import create_image_reader
 from imagetag.adapters.sqla.unit_of_work import SqlUnitOfWorkFactory
 from imagetag.domain.idempotency import DuplicatePolicy
 from imagetag.entrypoints.settings import Settings
+from imagetag.ports.blobs import BlobStore
 from imagetag.services.audit import AuditService
 from imagetag.services.images import ImageService
 from imagetag.services.keys import KeyService
@@ -40,6 +41,22 @@ def imagga_config(settings: Settings) -> ImaggaConfig | None:
     )
 
 
+def build_blob_store(settings: Settings) -> BlobStore:
+    """The S3 store when ``IMAGETAG_BLOBS`` is an ``s3://`` URL, else the disk store."""
+    location = settings.blobs_s3
+    if location is None:
+        return FileSystemBlobStore(settings.blobs_dir)
+    # Imported here: only deployments that keep blobs in S3 load boto3.
+    from imagetag.adapters.blobs_s3 import S3BlobStore
+
+    return S3BlobStore(
+        location.bucket,
+        location.prefix,
+        endpoint_url=settings.s3_endpoint_url or None,
+        region=settings.s3_region or None,
+    )
+
+
 class Container(containers.DeclarativeContainer):
     """Tests swap an adapter with e.g. ``container.detector.override(FakeDetector())``."""
 
@@ -50,7 +67,7 @@ class Container(containers.DeclarativeContainer):
         SqlUnitOfWorkFactory, providers.Singleton(session_factory, engine)
     )
     reader = providers.Singleton(create_image_reader, settings.provided.database_url, engine)
-    blobs = providers.Singleton(FileSystemBlobStore, settings.provided.blobs_dir)
+    blobs = providers.Singleton(build_blob_store, settings)
     inspector = providers.Singleton(
         PillowImageInspector,
         max_pixels=settings.provided.max_image_pixels,

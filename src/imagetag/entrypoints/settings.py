@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -17,10 +18,26 @@ from imagetag.domain.idempotency import DuplicatePolicy
 PREFIX = "IMAGETAG_"
 DETECTOR_KINDS = ("auto", "yolo", "yolo-onnx", "opencv", "imagga")
 MIB = 1024 * 1024
+# A URL scheme, so that a path is told from a URL of a store we do not have.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+# S3's bucket naming rules (general purpose buckets): 3-63 lower-case letters, digits,
+# dots and hyphens, a letter or digit at both ends.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_REGION = re.compile(r"[A-Za-z0-9_-]{1,64}")
+BLOBS_EXPECTATION = "a directory or s3://bucket[/prefix]"
 
 
 class SettingsError(ValueError):
     """A setting is missing or wrong; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class S3Location:
+    """Where ``IMAGETAG_BLOBS=s3://bucket/prefix`` keeps blobs; ``prefix`` has no slashes
+    at either end and may be empty."""
+
+    bucket: str
+    prefix: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +46,10 @@ class Settings:
 
     data_dir: Path = Path(".imagetag")
     database_url: str = ""
+    # Empty: the data dir's blobs/ on disk; a directory; or s3://bucket[/prefix].
+    blobs: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     detector: str = "auto"
@@ -64,6 +85,7 @@ class Settings:
             object.__setattr__(self, "database_url", normalise_database_url(url))
         except Exception as error:
             raise SettingsError(f"IMAGETAG_DATABASE_URL is not usable: {error}") from None
+        self._check_blobs()
         _require(self.detector in DETECTOR_KINDS, "DETECTOR", f"one of {', '.join(DETECTOR_KINDS)}")
         _require(1 <= self.port <= 65535, "PORT", "a TCP port (1-65535)")
         _require(0.0 <= self.detect_confidence <= 1.0, "DETECT_CONFIDENCE", "within 0..1")
@@ -85,6 +107,21 @@ class Settings:
         _require(self.detect_timeout_seconds > 0, "DETECT_TIMEOUT_SECONDS", "positive")
         levels = ("critical", "error", "warning", "info", "debug")
         _require(self.log_level in levels, "LOG_LEVEL", f"one of {', '.join(levels)}")
+
+    def _check_blobs(self) -> None:
+        blobs = self.blobs.strip()
+        object.__setattr__(self, "blobs", blobs)
+        _s3_location(blobs)
+        _require(
+            not self.s3_endpoint_url or _is_endpoint(self.s3_endpoint_url),
+            "S3_ENDPOINT_URL",
+            "an http(s)://host[:port] URL, without credentials (those go in AWS_*)",
+        )
+        _require(
+            not self.s3_region or bool(_REGION.fullmatch(self.s3_region)),
+            "S3_REGION",
+            "a region name such as eu-west-1",
+        )
 
     def _check_imagga(self) -> None:
         if self.detector == "imagga":
@@ -116,7 +153,16 @@ class Settings:
 
     @property
     def blobs_dir(self) -> Path:
+        """The directory of the disk blob store: ``IMAGETAG_BLOBS`` when it is a path,
+        else the data dir's ``blobs/``."""
+        if self.blobs and not _SCHEME.match(self.blobs):
+            return Path(self.blobs).expanduser()
         return self.data_dir / "blobs"
+
+    @property
+    def blobs_s3(self) -> S3Location | None:
+        """The bucket and prefix when ``IMAGETAG_BLOBS`` is an ``s3://`` URL, else None."""
+        return _s3_location(self.blobs)
 
     @property
     def models_dir(self) -> Path:
@@ -148,6 +194,44 @@ class Settings:
             elif variable in environ:
                 values[spec.name] = _parse(variable, environ[variable], spec.type)
         return cls(**values)
+
+
+def _s3_location(blobs: str) -> S3Location | None:
+    scheme = _SCHEME.match(blobs)
+    if scheme is None:
+        return None
+    _require(
+        scheme.group(1).casefold() == "s3",
+        "BLOBS",
+        f"{BLOBS_EXPECTATION}; got the scheme {scheme.group(1)!r}",
+    )
+    url = urlsplit(blobs)
+    _require(
+        bool(_BUCKET.fullmatch(url.netloc)) and ".." not in url.netloc,
+        "BLOBS",
+        f"{BLOBS_EXPECTATION} with a bucket name of 3-63 a-z 0-9 . -; got {url.netloc!r}",
+    )
+    prefix = url.path.strip("/")
+    _require(
+        not (url.query or url.fragment)
+        and (not prefix or all(part not in ("", ".", "..") for part in prefix.split("/"))),
+        "BLOBS",
+        f"{BLOBS_EXPECTATION} whose prefix has no empty, '.' or '..' part, query or fragment",
+    )
+    return S3Location(url.netloc, prefix)
+
+
+def _is_endpoint(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not (parts.username or parts.password or parts.query or parts.fragment)
+    )
 
 
 def _require(condition: bool, name: str, expectation: str) -> None:
