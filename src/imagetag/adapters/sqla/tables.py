@@ -85,6 +85,8 @@ class ImageRow(Base):
     so reads need no join. Deleting sets ``deleted_at``: the row stays for the audit log."""
 
     __tablename__ = "images"
+    # With the id, a creation window's newest image is an index-only scan (search bounds).
+    __table_args__ = (Index("ix_images_created_at_id", "created_at", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     label: Mapped[str] = mapped_column(String(200))
@@ -94,7 +96,7 @@ class ImageRow(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     created_by: Mapped[str] = mapped_column(String(ACTOR_LENGTH))
     created_client: Mapped[str] = mapped_column(String(ACTOR_LENGTH))
     detection_status: Mapped[str] = mapped_column(String(16))
