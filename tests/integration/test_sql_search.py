@@ -242,6 +242,79 @@ async def test_sql_search_returns_exactly_the_images_the_query_includes(
         # Not committed: the next example starts from the same empty database.
 
 
+def stored_at(
+    number: int, created: int, *changes: AddHuman | DetectionRun, deleted: bool = False
+) -> ImagePlan:
+    """Image ``number``, created ``created`` hours after T0, then ``changes``."""
+    image = NewImage(
+        label=f"image {number}",
+        source=None,
+        sha256=f"{number:064x}",
+        facts=ImageFacts("image/png", 10, 10),
+        size_bytes=number,
+        created_at=T0 + timedelta(hours=created),
+        created_by=ACTORS[0],
+    )
+    return ImagePlan(image, changes, deleted)
+
+
+def hours(*offsets: int) -> tuple[datetime, ...]:
+    return tuple(T0 + timedelta(hours=offset) for offset in offsets)
+
+
+async def test_search_within_time_windows_finds_old_images_and_untagged_ones_exactly(
+    unit_of_work: SqlUnitOfWorkFactory,
+) -> None:
+    # Windows closed at both ends bound the image id by the newest image in them. Here
+    # ids and creation times disagree, old images get tags late, the newest image of a
+    # window is deleted, one image has a name twice, and untagged=true asks for images
+    # that no tag in the window bounds.
+    alice, bob = ACTORS[:2]
+    cat_twice = DetectionRun(
+        DETECTORS[0],
+        DetectionStatus.SUCCEEDED,
+        alice,
+        hours(1)[0],
+        tuple(Detection("cat", c, None, DETECTORS[0]) for c in (0.5, 0.9)),
+    )
+    plans = [
+        stored_at(1, 2, AddHuman(("cat",), alice, hours(0)[0])),
+        stored_at(2, 0, AddHuman(("dog",), bob, hours(3)[0])),
+        stored_at(3, 1, cat_twice),
+        stored_at(4, 3),
+        stored_at(5, 1, AddHuman(("dog",), alice, hours(1)[0]), deleted=True),
+    ]
+    cases = {
+        # query: the images' numbers, newest first
+        SearchQuery(created_after=hours(2)[0], created_before=hours(3)[0]): [1],
+        SearchQuery(created_after=hours(1)[0], created_before=hours(2)[0]): [3],
+        SearchQuery(tags=("dog",), tagged_after=hours(3)[0], tagged_before=hours(4)[0]): [2],
+        SearchQuery(untagged=True, tagged_after=hours(3)[0], tagged_before=hours(4)[0]): [4, 3, 1],
+        SearchQuery(untagged=False, tagged_after=hours(0)[0], tagged_before=hours(2)[0]): [3, 1],
+        SearchQuery(exclude=("cat",), tagged_after=hours(0)[0], tagged_before=hours(2)[0]): [],
+        SearchQuery(untagged=False, tagged_after=hours(9)[0], tagged_before=hours(10)[0]): [],
+        SearchQuery(untagged=True, tagged_after=hours(9)[0], tagged_before=hours(10)[0]): [
+            4,
+            3,
+            2,
+            1,
+        ],
+        SearchQuery(created_after=hours(9)[0], created_before=hours(10)[0]): [],
+        SearchQuery(objects=("cat",), min_confidence=0.8): [3],
+        SearchQuery(tags=("cat", "dog"), created_after=hours(0)[0], created_before=hours(2)[0]): [
+            3,
+            2,
+        ],
+    }
+    async with unit_of_work() as uow:
+        newest_first = await store(uow, plans)
+        number = {image.id: int(image.label.split()[1]) for image in newest_first}
+        for query, expected in cases.items():
+            found = await uow.images.search(query, limit=10)
+            assert found == [image for image in newest_first if query.includes(image)], query
+            assert [number[image.id] for image in found] == expected, query
+
+
 @st.composite
 def audit_events(draw: st.DrawFn) -> AuditEvent:
     image_id = draw(st.none() | st.integers(1, 3))

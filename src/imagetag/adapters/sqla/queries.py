@@ -4,13 +4,14 @@ Every statement that returns images returns them joined with their live tags and
 tag's run (``mapping.images_from_rows`` reads that shape), so a page of images with all
 their tags is one round trip.
 
-Searches are the SQL form of ``SearchQuery.includes``. They walk images newest first on
-the primary key (the keyset cursor) and test tag conditions with EXISTS probes on the
-partial indexes over live tags, so their cost follows the page size, not the table size.
+Searches are the SQL form of ``SearchQuery.includes``, newest first on the primary key
+(the keyset cursor), and built so that their cost follows the page size, not the table
+size (``search_statement`` says how).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -20,6 +21,8 @@ from sqlalchemy import (
     and_,
     bindparam,
     exists,
+    func,
+    literal_column,
     not_,
     or_,
     select,
@@ -59,16 +62,70 @@ GET_IMAGE = (
 )
 
 
-def search_statement(query: SearchQuery, limit: int) -> Select[Any]:
-    """Live images for which ``query.includes`` holds, newest first, with their tags."""
-    page = (
-        select(*(images.c[name] for name in IMAGE_COLUMNS))
-        .where(LIVE_IMAGE, *_image_conditions(query))
-        .order_by(images.c.id.desc())
-        .limit(limit)
-        .subquery("page")
-    )
-    return with_live_tags(page).order_by(page.c.id.desc(), tags.c.id)
+def search_statement(query: SearchQuery, limit: int, dialect: str) -> Select[Any]:
+    """Live images for which ``query.includes`` holds, newest first, with their tags, for
+    the database ``dialect`` names (``sqlite`` or ``postgresql``).
+
+    The first condition that asks for a tag is an inner join to the qualifying tags,
+    grouped by image; the other tag conditions are (NOT) EXISTS probes. With the join,
+    the database can walk the tags index of a rare name backwards and probe the images,
+    instead of walking every image newer than the name's matches. A time window closed at
+    both ends bounds the image id by the newest image it holds (``_window_bounds``), so
+    the walk starts there, not at the newest image of all.
+    """
+    conditions = _tag_conditions(query)
+    driver = next((condition for condition in conditions if not condition.negated), None)
+    image_bound, tag_bound = _window_bounds(query, has_driver=driver is not None)
+    where: list[ColumnElement[bool]] = [LIVE_IMAGE, *_image_conditions(query)]
+    where += [images.c.id <= bound for bound in (image_bound, tag_bound) if bound is not None]
+    for condition in conditions:
+        if condition is not driver:
+            found = _some_qualifying_tag(query, condition)
+            where.append(not_(found) if condition.negated else found)
+    page = select(*(images.c[name] for name in IMAGE_COLUMNS)).where(*where)
+    key = images.c.id
+    if driver is not None:
+        joined = tags.alias("driver")
+        on = [joined.c.image_id == images.c.id, *_qualifying(query, joined, driver)]
+        if tag_bound is not None:
+            on.append(joined.c.image_id <= tag_bound)
+        # SQLite reads the driving index in order and stops at the page only when grouped
+        # and ordered by the tag's image id (by images.id it sorts every match first);
+        # PostgreSQL must group by the primary key to select the image's columns, and
+        # knows both are one value.
+        key = joined.c.image_id if dialect == "sqlite" else images.c.id
+        page = page.select_from(images.join(joined, and_(*on))).group_by(key)
+    sub = page.order_by(key.desc()).limit(limit).subquery("page")
+    return with_live_tags(sub).order_by(sub.c.id.desc(), tags.c.id)
+
+
+@dataclass(frozen=True, slots=True)
+class _TagCondition:
+    """A qualifying tag the image must have (or, ``negated``, must not): with one of
+    ``names`` when given, a model tag when ``model_only``."""
+
+    names: tuple[str, ...] = ()
+    model_only: bool = False
+    negated: bool = False
+
+
+def _tag_conditions(query: SearchQuery) -> list[_TagCondition]:
+    """The tag conditions of ``query.includes``; the positive ones first."""
+    conditions: list[_TagCondition] = []
+    for names, model_only in ((query.objects, True), (query.tags, False)):
+        if names and query.match is Match.ALL:
+            # One condition per name: each is an index lookup on (name, image_id).
+            conditions += [_TagCondition((name,), model_only) for name in names]
+        elif names:
+            conditions.append(_TagCondition(names, model_only))
+    if query.wants_some_qualifying_tag and not (query.objects or query.tags):
+        # With names asked for, their conditions already demand a qualifying tag.
+        conditions.append(_TagCondition())
+    if query.exclude:
+        conditions.append(_TagCondition(query.exclude, negated=True))
+    if query.untagged:
+        conditions.append(_TagCondition(negated=True))
+    return conditions
 
 
 def _image_conditions(query: SearchQuery) -> list[ColumnElement[bool]]:
@@ -79,58 +136,89 @@ def _image_conditions(query: SearchQuery) -> list[ColumnElement[bool]]:
         conditions.append(images.c.created_at >= query.created_after)
     if query.created_before is not None:
         conditions.append(images.c.created_at < query.created_before)
-    model_tag = tags.c.source == TagSource.MODEL.value
-    conditions += _names_present(query, query.objects, model_tag)
-    conditions += _names_present(query, query.tags)
-    if query.exclude:
-        conditions.append(not_(_some_qualifying_tag(query, tags.c.name.in_(query.exclude))))
-    if query.untagged:
-        conditions.append(not_(_some_qualifying_tag(query)))
-    elif query.wants_some_qualifying_tag and not (query.objects or query.tags):
-        # With names asked for, their own EXISTS already demands a qualifying tag.
-        conditions.append(_some_qualifying_tag(query))
     return conditions
 
 
-def _names_present(
-    query: SearchQuery, names: tuple[str, ...], *extra: ColumnElement[bool]
+def _window_bounds(
+    query: SearchQuery, *, has_driver: bool
+) -> tuple[ColumnElement[Any] | None, ColumnElement[Any] | None]:
+    """Upper bounds on the id of any image the query can return, from its time windows.
+
+    Each is safe (no image above it qualifies) and costs one index range scan of the
+    window, so it grows with the rows in the window, not with the table. Only windows
+    closed at both ends get one: a window open at one end may cover most of the table.
+    The tag window bounds the images only when the query demands a qualifying tag
+    (``has_driver``); ``untagged=true`` within a window may match any image. ``+ 0``
+    keeps PostgreSQL from answering ``max`` by a backward walk of the primary key that
+    filters on the window, the very walk the bound is there to shorten.
+    """
+    image_bound = tag_bound = None
+    if query.created_after is not None and query.created_before is not None:
+        created = images.alias("created_window")
+        image_bound = (
+            select(func.max(created.c.id + literal_column("0")))
+            .where(
+                created.c.created_at >= query.created_after,
+                created.c.created_at < query.created_before,
+            )
+            .scalar_subquery()
+        )
+    if has_driver and query.tagged_after is not None and query.tagged_before is not None:
+        window = tags.alias("tagged_window")
+        # A CTE: the images and the joined tags both use it, computed once.
+        newest = (
+            select(func.max(window.c.image_id + literal_column("0")).label("image_id"))
+            .where(
+                window.c.removed_at.is_(None),
+                window.c.added_at >= query.tagged_after,
+                window.c.added_at < query.tagged_before,
+            )
+            .cte("tagged_window_bound")
+        )
+        tag_bound = select(newest.c.image_id).scalar_subquery()
+    return image_bound, tag_bound
+
+
+def _some_qualifying_tag(query: SearchQuery, condition: _TagCondition) -> ColumnElement[bool]:
+    """EXISTS a live tag on the image that passes ``query.qualifies`` and ``condition``."""
+    return (
+        exists()
+        .where(tags.c.image_id == images.c.id, *_qualifying(query, tags, condition))
+        .correlate(images)
+    )
+
+
+def _qualifying(
+    query: SearchQuery, tag: FromClause, condition: _TagCondition
 ) -> list[ColumnElement[bool]]:
-    if not names:
-        return []
-    if query.match is Match.ALL:
-        # One probe per name: each is an index lookup on (name, image_id).
-        return [_some_qualifying_tag(query, tags.c.name == name, *extra) for name in names]
-    return [_some_qualifying_tag(query, tags.c.name.in_(names), *extra)]
-
-
-def _some_qualifying_tag(query: SearchQuery, *extra: ColumnElement[bool]) -> ColumnElement[bool]:
-    """EXISTS a live tag on the image that passes ``query.qualifies`` and ``extra``."""
-    conditions: list[ColumnElement[bool]] = [
-        tags.c.image_id == images.c.id,
-        # Spelled as the partial indexes' condition, so SQLite can use them.
-        tags.c.removed_at.is_(None),
-        *extra,
-    ]
+    """``tag`` is live, passes ``query.qualifies`` and has ``condition``'s names and source."""
+    columns = tag.c
+    # Spelled as the partial indexes' condition, so SQLite can use them.
+    conditions: list[ColumnElement[bool]] = [columns.removed_at.is_(None)]
+    if condition.names:
+        conditions.append(columns.name.in_(condition.names))
+    if condition.model_only:
+        conditions.append(columns.source == TagSource.MODEL.value)
     if query.source is not None:
-        conditions.append(tags.c.source == query.source.value)
+        conditions.append(columns.source == query.source.value)
     if query.model is not None:
-        conditions.append(tags.c.model_name == query.model.name)
+        conditions.append(columns.model_name == query.model.name)
         if query.model.version is not None:
-            conditions.append(tags.c.model_version == query.model.version)
+            conditions.append(columns.model_version == query.model.version)
     if query.min_confidence is not None:
         conditions.append(
             or_(
-                tags.c.source == TagSource.HUMAN.value,
-                tags.c.confidence >= query.min_confidence,
+                columns.source == TagSource.HUMAN.value,
+                columns.confidence >= query.min_confidence,
             )
         )
     if query.tagged_by is not None:
-        conditions.append(tags.c.added_by_user == query.tagged_by)
+        conditions.append(columns.added_by_user == query.tagged_by)
     if query.tagged_after is not None:
-        conditions.append(tags.c.added_at >= query.tagged_after)
+        conditions.append(columns.added_at >= query.tagged_after)
     if query.tagged_before is not None:
-        conditions.append(tags.c.added_at < query.tagged_before)
-    return exists().where(*conditions).correlate(images)
+        conditions.append(columns.added_at < query.tagged_before)
+    return conditions
 
 
 def audit_statement(query: AuditQuery, limit: int) -> Select[Any]:

@@ -51,7 +51,8 @@ class SqlImageRepository:
         return await self.get(oldest) if oldest is not None else None
 
     async def search(self, query: SearchQuery, *, limit: int) -> Sequence[Image]:
-        result = await self._session.execute(search_statement(query, limit))
+        dialect = self._session.get_bind().dialect.name
+        result = await self._session.execute(search_statement(query, limit, dialect))
         return images_from_rows(result.all())
 
     async def relabel(self, image_id: int, label: str) -> bool:
