@@ -259,6 +259,9 @@ def _imagetag_env(env: dict[str, str], data_dir: Path, checkpoint: Path) -> dict
         "IMAGETAG_DETECT_CONFIDENCE": str(CONFIDENCE),
         "IMAGETAG_DETECT_IOU": str(IOU),
         "IMAGETAG_LOG_LEVEL": "warning",
+        # One key sends every request: a limit it never reaches, so the limiter still runs.
+        "IMAGETAG_RATE_LIMIT_PER_MINUTE": str(10**9),
+        "IMAGETAG_RATE_LIMIT_BURST": str(10**9),
     }
 
 

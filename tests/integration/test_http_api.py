@@ -369,3 +369,47 @@ def test_with_duplicates_reused_the_same_bytes_give_the_same_image(tmp_path: Pat
         assert first.status_code == again.status_code == 200
         assert again.json() == first.json()
         assert image_count(client) == 1
+
+
+def test_every_answer_carries_the_security_headers(
+    api: httpx.Client, anonymous: httpx.Client
+) -> None:
+    for response in (api.get("/images"), anonymous.get("/images"), api.get("/images/999999")):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "default-src 'none'" in response.headers["content-security-policy"]
+    docs = anonymous.get("/schema/swagger")
+    assert docs.headers["x-content-type-options"] == "nosniff"
+    assert "content-security-policy" not in docs.headers, "the docs page runs its scripts"
+
+
+def test_cross_origin_requests_are_not_allowed_unless_configured(
+    api: httpx.Client, tmp_path: Path
+) -> None:
+    origin = {"Origin": "https://labelling.example.com"}
+    assert "access-control-allow-origin" not in api.get("/images", headers=origin).headers
+    server, _, secret = start_api(tmp_path, cors_origins="https://labelling.example.com")
+    with server, authorised_client(server, secret) as client:
+        allowed = client.get("/images", headers=origin)
+        assert allowed.headers["access-control-allow-origin"] == origin["Origin"]
+        other = client.get("/images", headers={"Origin": "https://evil.example"})
+        assert other.headers.get("access-control-allow-origin") != "https://evil.example"
+
+
+def test_a_caller_over_the_rate_limit_gets_429_with_retry_after(tmp_path: Path) -> None:
+    server, container, secret = start_api(tmp_path, rate_limit_per_minute=6, rate_limit_burst=2)
+    other = asyncio.run(_create_key_named(container, "other"))
+    with server, authorised_client(server, secret) as client:
+        assert [client.get("/images").status_code for _ in range(2)] == [200, 200]
+        limited = client.get("/images")
+        body = assert_problem(limited, 429, "too many requests from tester")
+        assert int(limited.headers["retry-after"]) >= 1
+        assert body["status"] == 429
+        with authorised_client(server, other) as second:
+            assert second.get("/images").status_code == 200, "each user has a bucket"
+
+
+async def _create_key_named(container: Container, name: str) -> str:
+    issued = await container.keys().create(name, SYSTEM, role=Role.READER)
+    await container.engine().dispose()
+    return issued.secret

@@ -75,6 +75,9 @@ class Settings:
     duplicates: str = "new"
     image_formats: str = ",".join(DEFAULT_FORMATS)
     detect_timeout_seconds: float = 120.0
+    rate_limit_per_minute: int = 1200
+    rate_limit_burst: int = 200
+    cors_origins: str = ""
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -105,6 +108,14 @@ class Settings:
             f"a comma-separated list of {', '.join(DEFAULT_FORMATS)}",
         )
         _require(self.detect_timeout_seconds > 0, "DETECT_TIMEOUT_SECONDS", "positive")
+        _require(self.rate_limit_per_minute >= 0, "RATE_LIMIT_PER_MINUTE", "0 (off) or more")
+        _require(self.rate_limit_burst >= 1, "RATE_LIMIT_BURST", "at least 1")
+        for origin in self.cors_origin_list:
+            _require(
+                origin == "*" or origin.startswith(("http://", "https://")),
+                "CORS_ORIGINS",
+                "a comma-separated list of origins such as https://labelling.example.com",
+            )
         levels = ("critical", "error", "warning", "info", "debug")
         _require(self.log_level in levels, "LOG_LEVEL", f"one of {', '.join(levels)}")
 
@@ -150,6 +161,10 @@ class Settings:
                 name.strip().upper() for name in self.image_formats.split(",") if name.strip()
             )
         )
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(origin.strip() for origin in self.cors_origins.split(",") if origin.strip())
 
     @property
     def blobs_dir(self) -> Path:

@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import Middleware
 
 from imagetag import __version__
 from imagetag.domain.errors import ImagetagError
@@ -31,7 +33,10 @@ from imagetag.entrypoints.http.problems import (
     domain_error_handler,
     http_exception_handler,
     internal_error_handler,
+    storage_error_handler,
 )
+from imagetag.entrypoints.http.rate_limit import RateLimiter, rate_limiting
+from imagetag.entrypoints.http.security_headers import add_security_headers
 from imagetag.entrypoints.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -45,6 +50,15 @@ async def _warm_up(warm_up: Callable[[], Awaitable[None]]) -> None:
         await warm_up()
     except ImagetagError as error:
         logger.error("the detector could not be loaded: %s", error)
+
+
+def _middleware(container: Container, settings: Settings) -> list[Middleware]:
+    """The key check, then the caller's rate."""
+    chain: list[Middleware] = [api_key_authentication(container.keys())]
+    if settings.rate_limit_per_minute:
+        limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+        chain.append(rate_limiting(limiter))
+    return chain
 
 
 def create_app(container: Container | None = None) -> Litestar:
@@ -88,12 +102,23 @@ def create_app(container: Container | None = None) -> Litestar:
             routes_keys.revoke_key,
         ],
         dependencies=dependencies_for(container),
-        middleware=[api_key_authentication(container.keys())],
+        middleware=_middleware(container, settings),
+        cors_config=(
+            CORSConfig(
+                allow_origins=list(settings.cors_origin_list),
+                allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            )
+            if settings.cors_origin_list
+            else None
+        ),
         exception_handlers={
             ImagetagError: domain_error_handler,
             HTTPException: http_exception_handler,
+            OSError: storage_error_handler,
             Exception: internal_error_handler,
         },
+        before_send=[add_security_headers],
         state=State({"container": container}),
         lifespan=[lifespan],
         request_max_body_size=settings.max_upload_bytes * 4 // 3 + _BODY_OVERHEAD,

@@ -108,6 +108,19 @@ def http_exception_handler(request: Request[Any, Any, Any], error: HTTPException
     return problem(error.status_code, detail, headers=headers or None, **extensions)
 
 
+def storage_error_handler(request: Request[Any, Any, Any], error: OSError) -> Response[Any]:
+    """The disk or object store failed: ours to fix, and often passing (503, retry later)."""
+    logger.error(
+        "storage failed on %s %s: %s", request.method, request.url.path, error, exc_info=error
+    )
+    return problem(
+        503,
+        "storage (the database or the image store) is unavailable; try again later",
+        kind="storage-unavailable",
+        headers={"Retry-After": "30"},
+    )
+
+
 def internal_error_handler(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     logger.error(
         "unhandled %s on %s %s",
