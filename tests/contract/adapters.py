@@ -21,16 +21,21 @@ from imagetag.adapters.detectors.imagga_http import ImaggaConfig, ImaggaHttpDete
 from imagetag.adapters.detectors.opencv_cascade import OpenCvCascadeDetector
 from imagetag.adapters.detectors.yolo_onnx import OnnxYoloDetector
 from imagetag.adapters.detectors.yolo_torch import UltralyticsYoloDetector
+from imagetag.adapters.identity_apikey import Sha256KeyHasher
+from imagetag.adapters.identity_oidc import OidcConfig, OidcTokenVerifier
 from imagetag.adapters.image_inspector_pillow import PillowImageInspector
 from imagetag.adapters.sqla.engine import create_engine, session_factory
 from imagetag.adapters.sqla.reader import create_image_reader
 from imagetag.adapters.sqla.unit_of_work import SqlUnitOfWorkFactory
 from imagetag.domain.detections import BoundingBox, Detection
 from imagetag.domain.images import ImageFacts
+from imagetag.domain.principals import Actor, Principal, Role
 from imagetag.ports.blobs import BlobStore
 from imagetag.ports.detector import Detector
+from imagetag.ports.identity import Authenticator
 from imagetag.ports.images import ImageInspector
 from imagetag.ports.repository import ImageReader, UnitOfWorkFactory
+from imagetag.services.keys import SYSTEM, KeyService
 from tests.fakes import (
     FAKE_DETECTOR_INFO,
     FakeBlobStore,
@@ -38,10 +43,12 @@ from tests.fakes import (
     FakeImageInspector,
     FakeImageReader,
     FakeUnitOfWorkFactory,
+    FixedClock,
 )
 from tests.support.assets import BUS, ZIDANE, fall_weights_onnx, fall_weights_pt
 from tests.support.databases import MigratedTemplates
 from tests.support.fake_imagga import running_fake_imagga
+from tests.support.jwks import AUDIENCE, ISSUER, SigningKey, claims, running_jwks
 from tests.support.s3 import moto_s3_server
 
 Marks = tuple[pytest.MarkDecorator, ...]
@@ -272,4 +279,61 @@ DETECTORS: dict[str, tuple[DetectorBuilder, Marks]] = {
     "yolo-onnx": (yolo_onnx_detector, ()),
     "opencv": (opencv_detector, ()),
     "imagga": (imagga_detector, ()),
+}
+
+
+# --- Authenticators ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdentityCase:
+    """An authenticator, a credential it accepts with the principal it stands for, and
+    credentials of its own kind that it must refuse."""
+
+    authenticator: Authenticator
+    valid: str
+    principal: Principal
+    invalid: tuple[str, ...]
+
+
+@contextlib.asynccontextmanager
+async def api_key_identity() -> AsyncIterator[IdentityCase]:
+    keys = KeyService(
+        unit_of_work=FakeUnitOfWorkFactory(), hasher=Sha256KeyHasher(), clock=FixedClock()
+    )
+    issued = await keys.create("carol", SYSTEM, client="notebook", role=Role.TAGGER)
+    revoked = await keys.create("gone", SYSTEM)
+    await keys.revoke("gone", SYSTEM)
+    yield IdentityCase(
+        keys,
+        issued.secret,
+        Principal(Actor("carol", "notebook"), Role.TAGGER),
+        (Sha256KeyHasher().new_secret(), revoked.secret, issued.secret[:-1], ""),
+    )
+
+
+@contextlib.asynccontextmanager
+async def oidc_identity() -> AsyncIterator[IdentityCase]:
+    """The OIDC verifier over real HTTP, against a JWKS served on loopback."""
+    key = SigningKey.ec("contract")
+    with running_jwks([key]) as idp:
+        verifier = OidcTokenVerifier(OidcConfig(ISSUER, AUDIENCE, idp.url))
+        yield IdentityCase(
+            verifier,
+            key.sign(claims(sub="carol", azp="notebook", roles="tagger")),
+            Principal(Actor("carol", "notebook"), Role.TAGGER),
+            (
+                key.sign(claims(aud="elsewhere")),
+                SigningKey.ec("contract").sign(claims()),
+                "not.a.token",
+                "",
+            ),
+        )
+
+
+IDENTITIES: dict[
+    str, tuple[Callable[[], contextlib.AbstractAsyncContextManager[IdentityCase]], Marks]
+] = {
+    "apikey": (api_key_identity, ()),
+    "oidc": (oidc_identity, ()),
 }

@@ -12,9 +12,11 @@ from imagetag.ports.repository import ImageReader, UnitOfWorkFactory
 from tests.contract.adapters import (
     BLOB_STORES,
     DETECTORS,
+    IDENTITIES,
     INSPECTORS,
     STORAGES,
     DetectorCase,
+    IdentityCase,
     InspectorCase,
     Storage,
     params,
@@ -70,4 +72,12 @@ def detector_case(request: pytest.FixtureRequest) -> Iterator[DetectorCase]:
     """Each detector, its model loaded once per module."""
     build, _marks = DETECTORS[request.param]
     with build(request) as case:
+        yield case
+
+
+@pytest.fixture(params=params(IDENTITIES))
+async def identity_case(request: pytest.FixtureRequest) -> AsyncIterator[IdentityCase]:
+    """Each authenticator, with a credential it accepts and some it refuses."""
+    build, _marks = IDENTITIES[request.param]
+    async with build() as case:
         yield case

@@ -34,7 +34,7 @@ from imagetag.domain.principals import Role
 from imagetag.entrypoints.container import Container, build_container
 from imagetag.entrypoints.http import routes_images, routes_tags
 from imagetag.entrypoints.http.app import create_app
-from imagetag.entrypoints.http.auth import api_key_authentication
+from imagetag.entrypoints.http.auth import bearer_authentication
 from imagetag.entrypoints.http.dependencies import dependencies_for
 from imagetag.entrypoints.http.lean_get import LeanCall, lean_call, lean_get
 from imagetag.entrypoints.http.problems import (
@@ -66,7 +66,7 @@ def ordinary_app(container: Container) -> Litestar:
             routes_tags.add_image_tags,
         ],
         dependencies=dependencies_for(container),
-        middleware=[api_key_authentication(container.keys())],
+        middleware=[bearer_authentication(container.keys())],
         exception_handlers={
             ImagetagError: domain_error_handler,
             HTTPException: http_exception_handler,

@@ -11,14 +11,17 @@ from imagetag.adapters.clock_system import SystemClock
 from imagetag.adapters.detectors.imagga_http import ImaggaConfig
 from imagetag.adapters.detectors.selection import build_detector
 from imagetag.adapters.fetcher_http import RequestsUrlFetcher
-from imagetag.adapters.identity_apikey import Sha256KeyHasher
+from imagetag.adapters.identity_apikey import KEY_PREFIX, Sha256KeyHasher
+from imagetag.adapters.identity_oidc import OidcConfig, OidcTokenVerifier
 from imagetag.adapters.image_inspector_pillow import PillowImageInspector
 from imagetag.adapters.sqla.engine import create_engine, session_factory
 from imagetag.adapters.sqla.reader import create_image_reader
 from imagetag.adapters.sqla.unit_of_work import SqlUnitOfWorkFactory
 from imagetag.domain.idempotency import DuplicatePolicy
+from imagetag.entrypoints.http.auth import ByPrefix
 from imagetag.entrypoints.settings import Settings
 from imagetag.ports.blobs import BlobStore
+from imagetag.ports.identity import Authenticator
 from imagetag.services.audit import AuditService
 from imagetag.services.images import ImageService
 from imagetag.services.keys import KeyService
@@ -55,6 +58,30 @@ def build_blob_store(settings: Settings) -> BlobStore:
         endpoint_url=settings.s3_endpoint_url or None,
         region=settings.s3_region or None,
     )
+
+
+def oidc_config(settings: Settings) -> OidcConfig:
+    return OidcConfig(
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        jwks_url=settings.oidc_jwks_url,
+        user_claim=settings.oidc_user_claim,
+        roles_claim=settings.oidc_roles_claim,
+        algorithms=settings.oidc_algorithm_names,
+        leeway_seconds=settings.oidc_leeway_seconds,
+    )
+
+
+def build_authenticator(settings: Settings, keys: KeyService) -> Authenticator:
+    """What checks a bearer credential, per ``IMAGETAG_AUTH``: the key service alone (the
+    default), the OIDC verifier alone, or both chosen by the API-key prefix."""
+    methods = settings.auth_methods
+    if "oidc" not in methods:
+        return keys
+    tokens = OidcTokenVerifier(oidc_config(settings))
+    if "apikey" not in methods:
+        return tokens
+    return ByPrefix(KEY_PREFIX, keys, tokens)
 
 
 class Container(containers.DeclarativeContainer):
@@ -118,6 +145,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         cache_ttl=providers.Factory(timedelta, seconds=settings.provided.auth_cache_seconds),
     )
+    authenticator = providers.Singleton(build_authenticator, settings, keys)
 
 
 def build_container(settings: Settings) -> Container:

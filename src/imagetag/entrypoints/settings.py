@@ -11,12 +11,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from imagetag.adapters.detectors.imagga_http import DEFAULT_URL as IMAGGA_DEFAULT_URL
+from imagetag.adapters.identity_oidc import ASYMMETRIC_ALGORITHMS, DEFAULT_ALGORITHMS
 from imagetag.adapters.image_inspector_pillow import DEFAULT_FORMATS
 from imagetag.adapters.sqla.engine import normalise_database_url, sqlite_url
 from imagetag.domain.idempotency import DuplicatePolicy
 
 PREFIX = "IMAGETAG_"
 DETECTOR_KINDS = ("auto", "yolo", "yolo-onnx", "opencv", "imagga")
+AUTH_METHODS = ("apikey", "oidc")
+_LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 MIB = 1024 * 1024
 # A URL scheme, so that a path is told from a URL of a store we do not have.
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -72,6 +75,15 @@ class Settings:
     fetch_max_redirects: int = 3
     fetch_allow_private: bool = False
     auth_cache_seconds: float = 10.0
+    # apikey, oidc, or both (apikey,oidc): bearers starting itk_ are API keys, others JWTs.
+    auth: str = "apikey"
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    oidc_jwks_url: str = ""
+    oidc_user_claim: str = "sub"
+    oidc_roles_claim: str = "roles"
+    oidc_algorithms: str = ",".join(DEFAULT_ALGORITHMS)
+    oidc_leeway_seconds: float = 30.0
     duplicates: str = "new"
     image_formats: str = ",".join(DEFAULT_FORMATS)
     detect_timeout_seconds: float = 120.0
@@ -98,6 +110,7 @@ class Settings:
         _require(self.max_image_pixels >= 1, "MAX_IMAGE_PIXELS", "positive")
         _require(self.fetch_timeout_seconds > 0, "FETCH_TIMEOUT_SECONDS", "positive")
         _require(0 <= self.auth_cache_seconds <= 3600, "AUTH_CACHE_SECONDS", "within 0..3600")
+        self._check_auth()
         _require(0 <= self.fetch_max_redirects <= 10, "FETCH_MAX_REDIRECTS", "within 0..10")
         policies = tuple(policy.value for policy in DuplicatePolicy)
         _require(self.duplicates in policies, "DUPLICATES", f"one of {', '.join(policies)}")
@@ -153,6 +166,47 @@ class Settings:
         _require(self.imagga_timeout_seconds > 0, "IMAGGA_TIMEOUT_SECONDS", "positive")
         _require(0 <= self.imagga_retries <= 10, "IMAGGA_RETRIES", "within 0..10")
         _require(0.0 <= self.imagga_backoff_seconds <= 60, "IMAGGA_BACKOFF_SECONDS", "within 0..60")
+
+    def _check_auth(self) -> None:
+        _require(
+            bool(self.auth_methods) and set(self.auth_methods) <= set(AUTH_METHODS),
+            "AUTH",
+            "apikey, oidc, or apikey,oidc",
+        )
+        object.__setattr__(self, "auth", ",".join(self.auth_methods))
+        if "oidc" not in self.auth_methods:
+            return
+        for name in ("OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_JWKS_URL"):
+            _require(bool(getattr(self, name.lower())), name, "set when IMAGETAG_AUTH has oidc")
+        _require(
+            _is_trusted_key_url(self.oidc_jwks_url),
+            "OIDC_JWKS_URL",
+            "an https:// URL (http:// only on loopback), without credentials",
+        )
+        _require(bool(self.oidc_user_claim), "OIDC_USER_CLAIM", "a claim name")
+        _require(bool(self.oidc_roles_claim), "OIDC_ROLES_CLAIM", "a claim name")
+        algorithms = self.oidc_algorithm_names
+        _require(
+            bool(algorithms) and set(algorithms) <= ASYMMETRIC_ALGORITHMS,
+            "OIDC_ALGORITHMS",
+            f"a comma-separated list of {', '.join(sorted(ASYMMETRIC_ALGORITHMS))} "
+            "(never none or HS*)",
+        )
+        _require(0 <= self.oidc_leeway_seconds <= 300, "OIDC_LEEWAY_SECONDS", "within 0..300")
+
+    @property
+    def auth_methods(self) -> tuple[str, ...]:
+        return tuple(
+            dict.fromkeys(
+                method.strip().casefold() for method in self.auth.split(",") if method.strip()
+            )
+        )
+
+    @property
+    def oidc_algorithm_names(self) -> tuple[str, ...]:
+        return tuple(
+            dict.fromkeys(name.strip() for name in self.oidc_algorithms.split(",") if name.strip())
+        )
 
     @property
     def image_format_names(self) -> tuple[str, ...]:
@@ -246,6 +300,21 @@ def _is_endpoint(url: str) -> bool:
         parts.scheme in ("http", "https")
         and bool(parts.hostname)
         and not (parts.username or parts.password or parts.query or parts.fragment)
+    )
+
+
+def _is_trusted_key_url(url: str) -> bool:
+    """Keys fetched over plain HTTP could be swapped on the way: HTTPS, but for loopback."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return False
+    host = (parts.hostname or "").casefold()
+    return (
+        bool(host)
+        and (parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK_HOSTS))
+        and not (parts.username or parts.password or parts.fragment)
     )
 
 

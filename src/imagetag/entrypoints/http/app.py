@@ -26,7 +26,7 @@ from imagetag.entrypoints.http import (
     routes_keys,
     routes_tags,
 )
-from imagetag.entrypoints.http.auth import api_key_authentication
+from imagetag.entrypoints.http.auth import bearer_authentication
 from imagetag.entrypoints.http.dependencies import dependencies_for
 from imagetag.entrypoints.http.lean_get import lean_get
 from imagetag.entrypoints.http.problems import (
@@ -53,8 +53,8 @@ async def _warm_up(warm_up: Callable[[], Awaitable[None]]) -> None:
 
 
 def _middleware(container: Container, settings: Settings) -> list[Middleware]:
-    """The key check, then the caller's rate."""
-    chain: list[Middleware] = [api_key_authentication(container.keys())]
+    """The credential check, then the caller's rate."""
+    chain: list[Middleware] = [bearer_authentication(container.authenticator())]
     if settings.rate_limit_per_minute:
         limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
         chain.append(rate_limiting(limiter))
@@ -127,14 +127,17 @@ def create_app(container: Container | None = None) -> Litestar:
             version=__version__,
             description=(
                 "Ingest images, detect the objects in them and find them again. "
-                "Every endpoint but /health and /schema needs 'Authorization: Bearer <api key>'."
+                "Every endpoint but /health and /schema needs 'Authorization: Bearer <api key>' "
+                "or, when sign-in with an identity provider is on, 'Bearer <token>'."
             ),
             path="/schema",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
             components=Components(
                 security_schemes={
                     "apiKey": SecurityScheme(
-                        type="http", scheme="bearer", description="An imagetag API key"
+                        type="http",
+                        scheme="bearer",
+                        description="An imagetag API key, or an OIDC access token (a JWT)",
                     )
                 }
             ),

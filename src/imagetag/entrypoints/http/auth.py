@@ -1,4 +1,5 @@
-"""Bearer API-key authentication for every route but health and docs.
+"""Bearer authentication (API keys, identity-provider tokens) for every route but health
+and docs.
 
 A plain ASGI middleware rather than Litestar's authentication base class: it runs on every
 request, and the leaner layer halves its cost (see bench/read).
@@ -7,13 +8,15 @@ request, and the leaner layer halves its cost (see bench/read).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from imagetag.domain.errors import AuthenticationFailed
-from imagetag.services.keys import KeyService
+from imagetag.domain.principals import Principal
+from imagetag.ports.identity import Authenticator
 
 PUBLIC_PATHS = ("/health", "/schema")
 # These two run on every request: C-level string tests and a plain loop rather than
@@ -33,23 +36,42 @@ def _bearer_secret(scope: Scope) -> str:
             break
     if not header:
         raise NotAuthorizedException(
-            "this endpoint needs an API key: send 'Authorization: Bearer <key>'"
+            "this endpoint needs a credential: send 'Authorization: Bearer <key or token>'"
         )
     scheme, _, secret = header.decode("latin-1").partition(" ")
     secret = secret.strip()
     if scheme.casefold() != "bearer" or not secret:
-        raise NotAuthorizedException("the Authorization header must read 'Bearer <key>'")
+        raise NotAuthorizedException("the Authorization header must read 'Bearer <key or token>'")
     return secret
 
 
-def api_key_authentication(keys: KeyService) -> Callable[[ASGIApp], ASGIApp]:
-    """Middleware that puts the caller's ``Principal`` in ``scope["user"]`` or answers 401."""
+@dataclass(frozen=True, slots=True)
+class ByPrefix:
+    """Sends a bearer that starts with ``prefix`` (an API key) to ``matching``, any other
+    (a JWT) to ``other``."""
+
+    prefix: str
+    matching: Authenticator
+    other: Authenticator
+
+    async def authenticate(self, bearer: str, /) -> Principal:
+        chosen = self.matching if bearer.startswith(self.prefix) else self.other
+        return await chosen.authenticate(bearer)
+
+
+def bearer_authentication(authenticator: Authenticator) -> Callable[[ASGIApp], ASGIApp]:
+    """Middleware that puts the caller's ``Principal`` in ``scope["user"]`` or answers 401.
+
+    With API keys alone ``authenticator`` is the ``KeyService`` itself, so the hot path
+    pays for no chooser.
+    """
+    check = authenticator.authenticate
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def authenticate(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] == ScopeType.HTTP and not _is_public(scope["path"]):
                 try:
-                    scope["user"] = await keys.authenticate(_bearer_secret(scope))
+                    scope["user"] = await check(_bearer_secret(scope))
                 except AuthenticationFailed as error:
                     raise NotAuthorizedException(str(error)) from None
             await app(scope, receive, send)
