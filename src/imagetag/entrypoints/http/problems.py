@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 
 from imagetag.domain.errors import (
     AuthenticationFailed,
@@ -27,6 +28,7 @@ from imagetag.domain.errors import (
     UrlFetchFailed,
     UrlRefused,
 )
+from imagetag.entrypoints.http.schemas import ProblemBody
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,40 @@ _DOMAIN_STATUS: tuple[tuple[type[ImagetagError], int, str], ...] = (
     (DetectorUnavailable, 503, "detector-unavailable"),
     (DetectionFailed, 502, "detection-failed"),
 )
+
+
+_WHEN: dict[int, str] = {
+    400: "A malformed body or an invalid parameter, named in `detail` and `field`",
+    401: "No 'Authorization: Bearer <api key>', or an unknown or revoked key",
+    403: "The key's role does not allow this",
+    404: "No such resource",
+    409: "A conflict with what exists (a key name taken, an Idempotency-Key in use)",
+    413: "The body or the image is too large",
+    415: "Bytes that are not an image in a supported format",
+    422: "A URL refused or not fetched, a reused Idempotency-Key, or the detector refused "
+    "the image (it is stored)",
+    429: "Too many requests from this user; retry after Retry-After seconds",
+    502: "The detector failed on this image; it is stored (`image_id`)",
+    503: "Storage or the detector is unavailable; retry after Retry-After seconds",
+}
+# Every authenticated endpoint may answer these: no key, over the rate, storage down.
+_ALWAYS = (401, 429, 503)
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """The OpenAPI ``responses`` of an authenticated handler that may also answer ``statuses``.
+
+    Each is an ``application/problem+json`` body; these replace Litestar's generated 400.
+    """
+    return {
+        status: ResponseSpec(
+            data_container=ProblemBody,
+            description=_WHEN[status],
+            media_type=PROBLEM_JSON,
+            generate_examples=False,
+        )
+        for status in sorted({*statuses, *_ALWAYS})
+    }
 
 
 def problem(

@@ -9,13 +9,25 @@ from litestar.params import Parameter
 
 from imagetag.domain.audit import AuditQuery, parse_event_types
 from imagetag.domain.principals import Principal
-from imagetag.domain.search import DEFAULT_PAGE_SIZE, decode_cursor, encode_cursor, parse_time_bound
+from imagetag.domain.search import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    decode_cursor,
+    encode_cursor,
+    parse_time_bound,
+)
 from imagetag.entrypoints.http.dependencies import Audit
 from imagetag.entrypoints.http.guards import ADMIN_ONLY
+from imagetag.entrypoints.http.problems import problem_responses
 from imagetag.entrypoints.http.schemas import AuditPageBody, audit_event_body
 
 
-@get("/audit", guards=ADMIN_ONLY, summary="Who changed what and when, newest first (admin)")
+@get(
+    "/audit",
+    guards=ADMIN_ONLY,
+    summary="Who changed what and when, newest first (admin)",
+    responses=problem_responses(400, 403),
+)
 async def list_audit_events(
     request: Request[Principal, Any, Any],
     audit_log: Audit,
@@ -26,7 +38,13 @@ async def list_audit_events(
     ] = None,
     after: Annotated[str | None, Parameter(description="At or after this time")] = None,
     before: Annotated[str | None, Parameter(description="Before this time")] = None,
-    limit: Annotated[int, Parameter(description="Page size, 1..1000")] = DEFAULT_PAGE_SIZE,
+    limit: Annotated[
+        int,
+        Parameter(
+            description="Page size, 1..1000",
+            schema_extra={"minimum": 1, "maximum": MAX_PAGE_SIZE},
+        ),
+    ] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Parameter(description="next_cursor of the last page")] = None,
 ) -> AuditPageBody:
     query = AuditQuery(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -14,11 +15,18 @@ from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter
 
 from imagetag.domain.detections import Thresholds
-from imagetag.domain.errors import InvalidInput
+from imagetag.domain.errors import ImageNotFound, InvalidInput
 from imagetag.domain.principals import Principal
-from imagetag.domain.search import DEFAULT_PAGE_SIZE, encode_cursor, parse_search
+from imagetag.domain.search import (
+    DEFAULT_PAGE_SIZE,
+    MAX_IMAGE_ID,
+    MAX_PAGE_SIZE,
+    encode_cursor,
+    parse_search,
+)
 from imagetag.entrypoints.http.dependencies import Images
 from imagetag.entrypoints.http.guards import TAGGER_ONLY
+from imagetag.entrypoints.http.problems import problem_responses
 from imagetag.entrypoints.http.schemas import (
     DetectAgainJson,
     ImageBody,
@@ -40,6 +48,8 @@ _FIELDS = {
 }
 
 
+# Dataclasses again so that their __init__ calls __post_init__ (Operation's does not).
+@dataclass
 class IngestOperation(Operation):
     """Documents the two accepted bodies: JSON with base64 or URL, and multipart for curl."""
 
@@ -60,6 +70,11 @@ class IngestOperation(Operation):
                             "filename": Schema(type=OpenAPIType.STRING),
                             **_FIELDS,
                         },
+                        one_of=[
+                            Schema(required=["image"]),
+                            Schema(required=["url"]),
+                        ],
+                        additional_properties=False,
                     )
                 ),
                 "multipart/form-data": OpenAPIMediaType(
@@ -80,6 +95,7 @@ class IngestOperation(Operation):
     guards=TAGGER_ONLY,
     status_code=200,
     operation_class=IngestOperation,
+    responses=problem_responses(400, 403, 409, 413, 415, 422, 502),
     summary="Ingest an image from bytes or a URL, optionally detecting objects",
 )
 async def create_image(
@@ -99,13 +115,23 @@ async def create_image(
     return image_body(image)
 
 
-def _text(description: str) -> Any:
-    return Parameter(description=description)
+def stored_id(image_id: int) -> int:
+    """``image_id``, or ImageNotFound when no stored image can have it (beyond 64 bits)."""
+    # The database would fail to bind such an integer, which is no fault of the server's.
+    if not 0 < image_id <= MAX_IMAGE_ID:
+        raise ImageNotFound(image_id)
+    return image_id
+
+
+def _text(description: str, **documented: Any) -> Any:
+    """A query parameter; ``documented`` constraints go in the schema, the domain checks them."""
+    return Parameter(description=description, schema_extra=documented or None)
 
 
 @get(
     "/images",
     summary="Search images, newest first",
+    responses=problem_responses(400),
     description=(
         "Every parameter is optional and they combine. Tag conditions look at *qualifying* "
         "tags: live tags passing every provenance filter given (source, model, "
@@ -120,13 +146,15 @@ async def list_images(
         str | None, _text("Detected objects (model tags), comma-separated, e.g. dog,cat")
     ] = None,
     tags: Annotated[str | None, _text("Tags of either source, comma-separated")] = None,
-    match: Annotated[str, _text("'any' (default): any of the names; 'all': every one")] = "any",
+    match: Annotated[
+        str, _text("'any' (default): any of the names; 'all': every one", enum=["any", "all"])
+    ] = "any",
     exclude: Annotated[str | None, _text("No qualifying tag with any of these names")] = None,
     untagged: Annotated[bool | None, _text("true: no qualifying tag; false: at least one")] = None,
     min_confidence: Annotated[
-        float | None, _text("Model tags need at least this confidence (0..1)")
+        float | None, _text("Model tags need at least this confidence (0..1)", minimum=0, maximum=1)
     ] = None,
-    source: Annotated[str | None, _text("'human' or 'model'")] = None,
+    source: Annotated[str | None, _text("'human' or 'model'", enum=["human", "model"])] = None,
     model: Annotated[
         str | None, _text("Model tags of NAME or NAME@VERSION (weights sha256 prefix)")
     ] = None,
@@ -135,7 +163,9 @@ async def list_images(
     tagged_before: Annotated[str | None, _text("Tags added before this time")] = None,
     created_after: Annotated[str | None, _text("Images created at or after this time")] = None,
     created_before: Annotated[str | None, _text("Images created before this time")] = None,
-    limit: Annotated[int, _text("Page size, 1..1000")] = DEFAULT_PAGE_SIZE,
+    limit: Annotated[
+        int, _text("Page size, 1..1000", minimum=1, maximum=MAX_PAGE_SIZE)
+    ] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, _text("next_cursor from the previous page")] = None,
 ) -> ImageListBody:
     query = parse_search(
@@ -162,33 +192,44 @@ async def list_images(
     )
 
 
-@get("/images/{image_id:int}", summary="One image's metadata and detections")
+@get(
+    "/images/{image_id:int}",
+    summary="One image's metadata and detections",
+    responses=problem_responses(400, 404),
+)
 async def get_image(image_id: FromPath[int], images: Images) -> ImageBody:
     return image_body(await images.get(image_id))
 
 
-@patch("/images/{image_id:int}", guards=TAGGER_ONLY, summary="Change an image's label (tagger)")
+@patch(
+    "/images/{image_id:int}",
+    guards=TAGGER_ONLY,
+    summary="Change an image's label (tagger)",
+    responses=problem_responses(400, 403, 404, 413),
+)
 async def update_image(
     image_id: FromPath[int],
     data: JSONBody[ImagePatchJson],
     request: Request[Principal, Any, Any],
     images: Images,
 ) -> ImageBody:
-    return image_body(await images.relabel(image_id, data.label, request.user))
+    return image_body(await images.relabel(stored_id(image_id), data.label, request.user))
 
 
 @delete(
     "/images/{image_id:int}",
     guards=TAGGER_ONLY,
     summary="Delete an image (tagger); soft: the audit trail keeps it",
+    responses=problem_responses(400, 403, 404),
     status_code=204,
 )
 async def delete_image(
     image_id: FromPath[int], request: Request[Principal, Any, Any], images: Images
 ) -> None:
-    await images.delete(image_id, request.user)
+    await images.delete(stored_id(image_id), request.user)
 
 
+@dataclass
 class DetectAgainOperation(Operation):
     """Documents the optional body: thresholds for this run only."""
 
@@ -204,6 +245,7 @@ class DetectAgainOperation(Operation):
                             "confidence": Schema(type=OpenAPIType.NUMBER, minimum=0, maximum=1),
                             "iou": Schema(type=OpenAPIType.NUMBER, exclusive_minimum=0, maximum=1),
                         },
+                        additional_properties=False,
                     )
                 )
             },
@@ -213,6 +255,7 @@ class DetectAgainOperation(Operation):
 @post(
     "/images/{image_id:int}/detections",
     operation_class=DetectAgainOperation,
+    responses=problem_responses(400, 403, 404, 413, 422, 502),
     guards=TAGGER_ONLY,
     status_code=200,
     summary="Run detection again on a stored image (tagger); earlier model tags are kept",
@@ -223,12 +266,17 @@ async def detect_again(
     raw = await request.body()
     options = _decode_json(raw, DetectAgainJson) if raw.strip() else DetectAgainJson()
     thresholds = Thresholds(confidence=options.confidence, iou=options.iou)
-    return image_body(await images.redetect(image_id, request.user, thresholds))
+    return image_body(await images.redetect(stored_id(image_id), request.user, thresholds))
 
 
-@get("/images/{image_id:int}/content", summary="The stored image bytes", media_type="image/*")
+@get(
+    "/images/{image_id:int}/content",
+    summary="The stored image bytes",
+    media_type="image/*",
+    responses=problem_responses(400, 404),
+)
 async def get_image_content(image_id: FromPath[int], images: Images) -> Response[bytes]:
-    image, data = await images.content(image_id)
+    image, data = await images.content(stored_id(image_id))
     return Response(
         data,
         media_type=image.facts.media_type,

@@ -12,6 +12,7 @@ from litestar.params import FromPath, JSONBody
 from imagetag.domain.principals import ApiKeyRecord, Principal, parse_role
 from imagetag.entrypoints.http.dependencies import Keys
 from imagetag.entrypoints.http.guards import ADMIN_ONLY
+from imagetag.entrypoints.http.problems import problem_responses
 
 
 class NewKeyJson(msgspec.Struct, forbid_unknown_fields=True):
@@ -50,12 +51,23 @@ def _key_body(record: ApiKeyRecord) -> KeyBody:
     )
 
 
-@get("/keys", guards=ADMIN_ONLY, summary="Every API key, never its secret (admin)")
+@get(
+    "/keys",
+    guards=ADMIN_ONLY,
+    summary="Every API key, never its secret (admin)",
+    responses=problem_responses(403),
+)
 async def list_keys(request: Request[Principal, Any, Any], api_keys: Keys) -> list[KeyBody]:
     return [_key_body(record) for record in await api_keys.list(request.user)]
 
 
-@post("/keys", guards=ADMIN_ONLY, status_code=201, summary="Issue an API key (admin)")
+@post(
+    "/keys",
+    guards=ADMIN_ONLY,
+    status_code=201,
+    summary="Issue an API key (admin)",
+    responses=problem_responses(400, 403, 409, 413),
+)
 async def create_key(
     data: JSONBody[NewKeyJson], request: Request[Principal, Any, Any], api_keys: Keys
 ) -> IssuedKeyBody:
@@ -65,7 +77,13 @@ async def create_key(
     return IssuedKeyBody(key=_key_body(issued.record), secret=issued.secret)
 
 
-@delete("/keys/{name:str}", guards=ADMIN_ONLY, status_code=204, summary="Revoke a key (admin)")
+@delete(
+    "/keys/{name:str}",
+    guards=ADMIN_ONLY,
+    status_code=204,
+    summary="Revoke a key (admin)",
+    responses=problem_responses(400, 403, 404),
+)
 async def revoke_key(
     name: FromPath[str], request: Request[Principal, Any, Any], api_keys: Keys
 ) -> None:

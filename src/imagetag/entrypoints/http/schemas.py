@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -43,6 +43,26 @@ class TagsJson(msgspec.Struct, forbid_unknown_fields=True):
 
 class ImagePatchJson(msgspec.Struct, forbid_unknown_fields=True):
     label: Annotated[str, msgspec.Meta(description="The new label (trimmed, 1-200 characters)")]
+
+
+class ProblemBody(msgspec.Struct):
+    """An RFC 9457 problem: every error answer, as ``application/problem+json``."""
+
+    type: Annotated[str, msgspec.Meta(description="A URI naming the kind of problem")]
+    title: Annotated[str, msgspec.Meta(description="The status code's phrase")]
+    status: int
+    detail: Annotated[str, msgspec.Meta(description="What went wrong and what to fix")]
+    field: Annotated[str, msgspec.Meta(description="The parameter or field at fault")] | None = None
+    errors: (
+        Annotated[
+            list[dict[str, Any]], msgspec.Meta(description="Each validation error, when several")
+        ]
+        | None
+    ) = None
+    image_id: (
+        Annotated[int, msgspec.Meta(description="The image stored despite a detector failure")]
+        | None
+    ) = None
 
 
 class BoxBody(msgspec.Struct):
