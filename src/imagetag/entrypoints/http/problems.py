@@ -7,7 +7,7 @@ from http import HTTPStatus
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.openapi import ResponseSpec
 
 from imagetag.domain.errors import (
@@ -33,6 +33,8 @@ from imagetag.entrypoints.http.schemas import ProblemBody
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# The handler argument Litestar decodes a request body into; its errors name it as the key.
+_BODY_KWARG = "data"
 PROBLEM_TYPE_BASE = "https://imagetag.dev/problems/"
 # When an unavailable detector does not say how long it will be out.
 DEFAULT_RETRY_AFTER_SECONDS = 30
@@ -138,6 +140,9 @@ def http_exception_handler(request: Request[Any, Any, Any], error: HTTPException
     if isinstance(error, ValidationException) and error.extra:
         extensions["errors"] = error.extra
         detail = _validation_detail(error)
+    elif isinstance(error.__cause__, SerializationException):
+        # Litestar's own message ("Input data was truncated") does not say which input.
+        detail = f"the request body is not valid JSON: {error.detail}"
     headers = dict(error.headers or {})
     if error.status_code == 401:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="imagetag"')
@@ -174,5 +179,10 @@ def _validation_detail(error: ValidationException) -> str:
         first = extra[0]
         key = first.get("key")
         message = first.get("message", "invalid value")
+        if key == _BODY_KWARG and first.get("source") == "body":
+            if message == repr(_BODY_KWARG):
+                # Litestar reports a missing body as the KeyError of its own argument name.
+                return "the request body is missing: send a JSON object"
+            return f"the request body: {message}"
         return f"{key}: {message}" if key else str(message)
     return error.detail
