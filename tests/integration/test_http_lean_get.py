@@ -42,6 +42,7 @@ from imagetag.entrypoints.http.problems import (
     http_exception_handler,
     internal_error_handler,
 )
+from imagetag.entrypoints.http.security_headers import add_security_headers
 from imagetag.entrypoints.settings import Settings
 from imagetag.services.keys import SYSTEM
 from tests.fakes import FakeDetector, detection
@@ -72,6 +73,7 @@ def ordinary_app(container: Container) -> Litestar:
             HTTPException: http_exception_handler,
             Exception: internal_error_handler,
         },
+        before_send=[add_security_headers],
         debug=False,
     )
 
