@@ -9,6 +9,7 @@ so that every filter both keeps and drops something.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -258,61 +259,59 @@ def stored_at(
     return ImagePlan(image, changes, deleted)
 
 
-def hours(*offsets: int) -> tuple[datetime, ...]:
-    return tuple(T0 + timedelta(hours=offset) for offset in offsets)
+def at(hour: int) -> datetime:
+    return T0 + timedelta(hours=hour)
 
 
 async def test_search_within_time_windows_finds_old_images_and_untagged_ones_exactly(
     unit_of_work: SqlUnitOfWorkFactory,
 ) -> None:
-    # Windows closed at both ends bound the image id by the newest image in them. Here
-    # ids and creation times disagree, old images get tags late, the newest image of a
-    # window is deleted, one image has a name twice, and untagged=true asks for images
-    # that no tag in the window bounds.
+    # Windows closed at both ends bound the image id by the newest image in them, found
+    # among the page's worth of newest rows or else by a scan of the window. Here ids and
+    # creation times disagree, old images get tags late, the newest image of a window is
+    # deleted, one image has a name twice, and untagged=true asks for images that no tag
+    # in the window bounds.
     alice, bob = ACTORS[:2]
+    detector = DETECTORS[0]
     cat_twice = DetectionRun(
-        DETECTORS[0],
+        detector,
         DetectionStatus.SUCCEEDED,
         alice,
-        hours(1)[0],
-        tuple(Detection("cat", c, None, DETECTORS[0]) for c in (0.5, 0.9)),
+        at(1),
+        (Detection("cat", 0.5, None, detector), Detection("cat", 0.9, None, detector)),
     )
     plans = [
-        stored_at(1, 2, AddHuman(("cat",), alice, hours(0)[0])),
-        stored_at(2, 0, AddHuman(("dog",), bob, hours(3)[0])),
+        stored_at(1, 2, AddHuman(("cat",), alice, at(0))),
+        stored_at(2, 0, AddHuman(("dog",), bob, at(3))),
         stored_at(3, 1, cat_twice),
         stored_at(4, 3),
-        stored_at(5, 1, AddHuman(("dog",), alice, hours(1)[0]), deleted=True),
+        stored_at(5, 1, AddHuman(("dog",), alice, at(1)), deleted=True),
+        stored_at(6, 3, AddHuman(("person",), bob, at(3))),
     ]
-    cases = {
-        # query: the images' numbers, newest first
-        SearchQuery(created_after=hours(2)[0], created_before=hours(3)[0]): [1],
-        SearchQuery(created_after=hours(1)[0], created_before=hours(2)[0]): [3],
-        SearchQuery(tags=("dog",), tagged_after=hours(3)[0], tagged_before=hours(4)[0]): [2],
-        SearchQuery(untagged=True, tagged_after=hours(3)[0], tagged_before=hours(4)[0]): [4, 3, 1],
-        SearchQuery(untagged=False, tagged_after=hours(0)[0], tagged_before=hours(2)[0]): [3, 1],
-        SearchQuery(exclude=("cat",), tagged_after=hours(0)[0], tagged_before=hours(2)[0]): [],
-        SearchQuery(untagged=False, tagged_after=hours(9)[0], tagged_before=hours(10)[0]): [],
-        SearchQuery(untagged=True, tagged_after=hours(9)[0], tagged_before=hours(10)[0]): [
-            4,
-            3,
-            2,
-            1,
-        ],
-        SearchQuery(created_after=hours(9)[0], created_before=hours(10)[0]): [],
-        SearchQuery(objects=("cat",), min_confidence=0.8): [3],
-        SearchQuery(tags=("cat", "dog"), created_after=hours(0)[0], created_before=hours(2)[0]): [
-            3,
-            2,
-        ],
-    }
+    cases = [
+        # (query, the images' numbers, newest first)
+        (SearchQuery(created_after=at(2), created_before=at(3)), [1]),
+        (SearchQuery(created_after=at(1), created_before=at(2)), [3]),
+        (SearchQuery(created_after=at(0), created_before=at(2)), [3, 2]),
+        (SearchQuery(created_after=at(9), created_before=at(10)), []),
+        (SearchQuery(tags=("cat", "dog"), created_after=at(0), created_before=at(2)), [3, 2]),
+        (SearchQuery(tags=("dog",), tagged_after=at(3), tagged_before=at(4)), [2]),
+        (SearchQuery(untagged=False, tagged_after=at(0), tagged_before=at(2)), [3, 1]),
+        (SearchQuery(untagged=False, tagged_after=at(9), tagged_before=at(10)), []),
+        (SearchQuery(exclude=("cat",), tagged_after=at(0), tagged_before=at(2)), []),
+        (SearchQuery(untagged=True, tagged_after=at(3), tagged_before=at(4)), [4, 3, 1]),
+        (SearchQuery(untagged=True, tagged_after=at(9), tagged_before=at(10)), [6, 4, 3, 2, 1]),
+        (SearchQuery(objects=("cat",), min_confidence=0.8), [3]),
+    ]
     async with unit_of_work() as uow:
         newest_first = await store(uow, plans)
         number = {image.id: int(image.label.split()[1]) for image in newest_first}
-        for query, expected in cases.items():
-            found = await uow.images.search(query, limit=10)
-            assert found == [image for image in newest_first if query.includes(image)], query
-            assert [number[image.id] for image in found] == expected, query
+        # A page of 1 makes the bounds look past the newest row for most windows.
+        for (query, expected), limit in itertools.product(cases, (1, 10)):
+            found = await uow.images.search(query, limit=limit)
+            included = [image for image in newest_first if query.includes(image)]
+            assert found == included[:limit], (query, limit)
+            assert [number[image.id] for image in found] == expected[:limit], (query, limit)
 
 
 @st.composite

@@ -12,6 +12,7 @@ size (``search_statement`` says how).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -27,6 +28,8 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.sql.expression import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from imagetag.adapters.sqla.mapping import IMAGE_COLUMNS, RUN_COLUMNS, TAG_COLUMNS
 from imagetag.adapters.sqla.tables import AuditEventRow, DetectionRunRow, ImageRow, TagRow
@@ -75,7 +78,7 @@ def search_statement(query: SearchQuery, limit: int, dialect: str) -> Select[Any
     """
     conditions = _tag_conditions(query)
     driver = next((condition for condition in conditions if not condition.negated), None)
-    image_bound, tag_bound = _window_bounds(query, has_driver=driver is not None)
+    image_bound, tag_bound = _window_bounds(query, limit, has_driver=driver is not None)
     where: list[ColumnElement[bool]] = [LIVE_IMAGE, *_image_conditions(query)]
     where += [images.c.id <= bound for bound in (image_bound, tag_bound) if bound is not None]
     for condition in conditions:
@@ -86,14 +89,18 @@ def search_statement(query: SearchQuery, limit: int, dialect: str) -> Select[Any
     key = images.c.id
     if driver is not None:
         joined = tags.alias("driver")
-        on = [joined.c.image_id == images.c.id, *_qualifying(query, joined, driver)]
+        sqlite = dialect == "sqlite"
+        # SQLite would pick the (added_at, image_id) index for a tag window's driver and
+        # sort all of the window's tags; hidden from it, an index in image id order wins.
+        added_at = _unindexed(joined.c.added_at) if sqlite else joined.c.added_at
+        on = [joined.c.image_id == images.c.id, *_qualifying(query, joined, driver, added_at)]
         if tag_bound is not None:
             on.append(joined.c.image_id <= tag_bound)
         # SQLite reads the driving index in order and stops at the page only when grouped
         # and ordered by the tag's image id (by images.id it sorts every match first);
         # PostgreSQL must group by the primary key to select the image's columns, and
         # knows both are one value.
-        key = joined.c.image_id if dialect == "sqlite" else images.c.id
+        key = joined.c.image_id if sqlite else images.c.id
         page = page.select_from(images.join(joined, and_(*on))).group_by(key)
     sub = page.order_by(key.desc()).limit(limit).subquery("page")
     return with_live_tags(sub).order_by(sub.c.id.desc(), tags.c.id)
@@ -140,42 +147,66 @@ def _image_conditions(query: SearchQuery) -> list[ColumnElement[bool]]:
 
 
 def _window_bounds(
-    query: SearchQuery, *, has_driver: bool
+    query: SearchQuery, limit: int, *, has_driver: bool
 ) -> tuple[ColumnElement[Any] | None, ColumnElement[Any] | None]:
-    """Upper bounds on the id of any image the query can return, from its time windows.
+    """Upper bounds on the id of any image the query can return, from its time windows
+    closed at both ends (a window open at one end may hold most of the table).
 
-    Each is safe (no image above it qualifies) and costs one index range scan of the
-    window, so it grows with the rows in the window, not with the table. Only windows
-    closed at both ends get one: a window open at one end may cover most of the table.
-    The tag window bounds the images only when the query demands a qualifying tag
-    (``has_driver``); ``untagged=true`` within a window may match any image. ``+ 0``
-    keeps PostgreSQL from answering ``max`` by a backward walk of the primary key that
-    filters on the window, the very walk the bound is there to shorten.
+    Each bound is the window's newest image id, exact, found the cheaper of two ways: among
+    the ``limit`` rows of highest image id (a window that reaches the newest images, such
+    as the last week, has its bound there), else by one index range scan of the window
+    (an older window), which grows with the rows in the window, not with the table. The
+    scan runs only when the first way finds nothing (COALESCE evaluates lazily on both
+    databases). ``+ 0`` keeps PostgreSQL from answering the scan's ``max`` by a backward
+    walk of the primary key filtered on the window, the very walk the bound is there to
+    shorten. The tag window bounds the images only when the query demands a qualifying
+    tag (``has_driver``); ``untagged=true`` within a window may match any image.
     """
     image_bound = tag_bound = None
     if query.created_after is not None and query.created_before is not None:
+        after, before = query.created_after, query.created_before
+        newest = images.alias("newest_images")
+        recent = (
+            select(newest.c.id, newest.c.created_at)
+            .order_by(newest.c.id.desc())
+            .limit(limit)
+            .subquery("recent_images")
+        )
         created = images.alias("created_window")
-        image_bound = (
+        image_bound = func.coalesce(
+            select(func.max(recent.c.id))
+            .where(recent.c.created_at >= after, recent.c.created_at < before)
+            .scalar_subquery(),
             select(func.max(created.c.id + literal_column("0")))
-            .where(
-                created.c.created_at >= query.created_after,
-                created.c.created_at < query.created_before,
-            )
-            .scalar_subquery()
+            .where(created.c.created_at >= after, created.c.created_at < before)
+            .scalar_subquery(),
         )
     if has_driver and query.tagged_after is not None and query.tagged_before is not None:
+        after, before = query.tagged_after, query.tagged_before
+        newest = tags.alias("newest_tags")
+        recent = (
+            select(newest.c.image_id, newest.c.added_at)
+            .where(newest.c.removed_at.is_(None))
+            .order_by(newest.c.image_id.desc())
+            .limit(limit)
+            .subquery("recent_tags")
+        )
         window = tags.alias("tagged_window")
-        # A CTE: the images and the joined tags both use it, computed once.
-        newest = (
-            select(func.max(window.c.image_id + literal_column("0")).label("image_id"))
+        bound = func.coalesce(
+            select(func.max(recent.c.image_id))
+            .where(recent.c.added_at >= after, recent.c.added_at < before)
+            .scalar_subquery(),
+            select(func.max(window.c.image_id + literal_column("0")))
             .where(
                 window.c.removed_at.is_(None),
-                window.c.added_at >= query.tagged_after,
-                window.c.added_at < query.tagged_before,
+                window.c.added_at >= after,
+                window.c.added_at < before,
             )
-            .cte("tagged_window_bound")
+            .scalar_subquery(),
         )
-        tag_bound = select(newest.c.image_id).scalar_subquery()
+        # A CTE: the images and the joined tags both use it, computed once.
+        newest_id = select(bound.label("image_id")).cte("tagged_window_bound")
+        tag_bound = select(newest_id.c.image_id).scalar_subquery()
     return image_bound, tag_bound
 
 
@@ -189,10 +220,15 @@ def _some_qualifying_tag(query: SearchQuery, condition: _TagCondition) -> Column
 
 
 def _qualifying(
-    query: SearchQuery, tag: FromClause, condition: _TagCondition
+    query: SearchQuery,
+    tag: FromClause,
+    condition: _TagCondition,
+    added_at: ColumnElement[datetime] | None = None,
 ) -> list[ColumnElement[bool]]:
-    """``tag`` is live, passes ``query.qualifies`` and has ``condition``'s names and source."""
+    """``tag`` is live, passes ``query.qualifies`` and has ``condition``'s names and source;
+    ``added_at`` stands for the tag's column of that name when given."""
     columns = tag.c
+    added_at = columns.added_at if added_at is None else added_at
     # Spelled as the partial indexes' condition, so SQLite can use them.
     conditions: list[ColumnElement[bool]] = [columns.removed_at.is_(None)]
     if condition.names:
@@ -215,10 +251,16 @@ def _qualifying(
     if query.tagged_by is not None:
         conditions.append(columns.added_by_user == query.tagged_by)
     if query.tagged_after is not None:
-        conditions.append(columns.added_at >= query.tagged_after)
+        conditions.append(added_at >= query.tagged_after)
     if query.tagged_before is not None:
-        conditions.append(columns.added_at < query.tagged_before)
+        conditions.append(added_at < query.tagged_before)
     return conditions
+
+
+def _unindexed(column: ColumnElement[datetime]) -> ColumnElement[datetime]:
+    """``column`` behind SQLite's unary ``+``: the same value, but conditions on it do not
+    make SQLite choose an index."""
+    return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
 
 
 def audit_statement(query: AuditQuery, limit: int) -> Select[Any]:
