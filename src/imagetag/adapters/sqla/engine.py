@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,6 +16,18 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+# SQLSTATEs of a server that is away rather than of a statement that is wrong: connection
+# exceptions (class 08) and operator intervention (57P01 admin shutdown, 57P02 crash
+# shutdown, 57P03 cannot connect now, 57P04 database dropped).
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P")
+
+
+class DatabaseUnavailable(ConnectionError):
+    """The database cannot be reached or is restarting; retrying later may succeed.
+
+    An ``OSError``, like any other storage outage, so that callers (the HTTP layer: 503 with
+    ``Retry-After``) treat it as passing rather than as a bug.
+    """
 
 
 def sqlite_url(path: Path) -> str:
@@ -46,7 +58,7 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=10,
         max_overflow=10,
@@ -55,6 +67,35 @@ def create_engine(url: str) -> AsyncEngine:
         # serve a rare tag as badly as a common one. Plan each execution for its values.
         connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
     )
+    event.listen(engine.sync_engine, "handle_error", _unavailable_as_connection_error)
+    return engine
+
+
+def _unavailable_as_connection_error(context: ExceptionContext) -> BaseException | None:
+    """A restart or outage of the server becomes ``DatabaseUnavailable``, not a DBAPIError.
+
+    Connections the restart closed are still invalidated (SQLAlchemy does that whatever the
+    exception raised), and the pool's pre-ping replaces them on the next checkout.
+    """
+    if context.is_pre_ping:
+        return None
+    if context.is_disconnect or _server_unavailable(context.original_exception):
+        unavailable = DatabaseUnavailable(
+            f"the database is unavailable: {context.original_exception}"
+        )
+        unavailable.__cause__ = context.sqlalchemy_exception or context.original_exception
+        return unavailable
+    return None
+
+
+def _server_unavailable(error: BaseException | None) -> bool:
+    # The driver's own exception is the cause of the one SQLAlchemy's adapter raises.
+    while error is not None:
+        sqlstate = getattr(error, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES):
+            return True
+        error = error.__cause__
+    return False
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
