@@ -522,3 +522,32 @@ def test_yolo_loads_and_detects_with_no_network_and_nothing_written_to_home(
     assert list(home.rglob("*")) == []
     assert list(work.rglob("*")) == []
     assert (config_dir / "Ultralytics" / "settings.json").is_file()
+
+
+SPIN_PROBE = """
+import os, sys
+from pathlib import Path
+from imagetag.adapters.detectors.yolo_torch import UltralyticsYoloDetector
+UltralyticsYoloDetector(Path(sys.argv[1]), config_dir=Path(sys.argv[2])).load()
+print(os.environ.get("GOMP_SPINCOUNT"))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("given", "used"), [(None, "10000"), ("300000", "300000")])
+def test_yolo_shortens_openmp_spin_waits_unless_the_environment_sets_them(
+    tmp_path: Path, given: str | None, used: str
+) -> None:
+    environment = {key: value for key, value in os.environ.items() if key != "GOMP_SPINCOUNT"}
+    if given is not None:
+        environment["GOMP_SPINCOUNT"] = given
+    run = subprocess.run(
+        [sys.executable, "-c", SPIN_PROBE, str(fall_weights_pt()), str(tmp_path / "config")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == used
