@@ -36,11 +36,13 @@ IOU = 0.7
 
 def main(argv: list[str]) -> int:
     kind, checkpoint, threads, config_dir = argv[0], Path(argv[1]), int(argv[2]), Path(argv[3])
-    configure_ultralytics_offline(config_dir)
     with asyncio.Runner() as runner:
         if kind == "predict":
+            configure_ultralytics_offline(config_dir)
             detect = _predict(checkpoint, threads)
         elif kind == "adapter":
+            # The adapter imports ultralytics and torch itself, as in the server: what it sets
+            # up before they load (offline mode, libgomp's spin) must take effect here too.
             detect = _adapter(checkpoint, threads, config_dir, runner)
         else:
             raise SystemExit(f"unknown kind {kind!r}: predict or adapter")
