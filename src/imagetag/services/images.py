@@ -25,7 +25,7 @@ from imagetag.domain.idempotency import (
     IdempotencyRecord,
     check_idempotency_key,
 )
-from imagetag.domain.images import DetectionRun, Image, NewImage
+from imagetag.domain.images import DetectionRun, Image, ImageFacts, NewImage
 from imagetag.domain.labels import clean_label, generate_label
 from imagetag.domain.principals import Actor, Principal, Role
 from imagetag.domain.search import SearchQuery
@@ -151,12 +151,12 @@ class ImageService:
                 f"image is {len(data)} bytes; the limit is {self._max_image_bytes} bytes"
             )
         try:
-            facts = await asyncio.to_thread(self._inspector.inspect, data)
+            # One hop off the event loop for both: hashing megabytes would block it too.
+            facts, sha256 = await asyncio.to_thread(self._inspect_and_hash, data)
         except UnsupportedImage as error:
             if isinstance(request.content, RemoteUrl):
                 raise UrlFetchFailed(f"the URL did not answer with an image: {error}") from None
             raise
-        sha256 = hashlib.sha256(data).hexdigest()
         if self._duplicates is DuplicatePolicy.REUSE:
             async with self._unit_of_work() as uow:
                 existing = await uow.images.find_by_sha256(sha256)
@@ -214,6 +214,9 @@ class ImageService:
             failure.image_id = image.id
             raise failure
         return image
+
+    def _inspect_and_hash(self, data: bytes) -> tuple[ImageFacts, str]:
+        return self._inspector.inspect(data), hashlib.sha256(data).hexdigest()
 
     async def _replay(self, user: str, key: str, fingerprint: str) -> Image | None:
         """The image an earlier request with this key stored, or None if there was none."""
