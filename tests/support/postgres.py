@@ -41,6 +41,32 @@ def _as_postgres_user(command: list[str]) -> list[str]:
     return command
 
 
+# How to stop and start again each cluster running_cluster started, by its admin URL.
+_CLUSTERS: dict[str, tuple[Path, Path, str, Path]] = {}
+
+
+def stop_cluster(url: str) -> None:
+    """Stop a cluster of running_cluster's (fast shutdown: sessions are cut off)."""
+    bin_dir, data, _, _ = _CLUSTERS[url]
+    subprocess.run(
+        _as_postgres_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+        check=True,
+        capture_output=True,
+    )
+
+
+def start_cluster(url: str) -> None:
+    """Start a stopped cluster of running_cluster's again, on the same port."""
+    bin_dir, data, options, root = _CLUSTERS[url]
+    _pg_ctl_start(bin_dir, data, options, root)
+
+
+def _pg_ctl_start(bin_dir: Path, data: Path, options: str, root: Path) -> None:
+    command = [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options]
+    command += ["-l", str(root / "log"), "-w", "-t", "60", "start"]
+    subprocess.run(_as_postgres_user(command), check=True, capture_output=True)
+
+
 @contextlib.contextmanager
 def running_cluster() -> Iterator[str]:
     """Start a cluster on a free loopback port; yield its admin URL (asyncpg driver)."""
@@ -72,28 +98,13 @@ def running_cluster() -> Iterator[str]:
         f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
     )
-    subprocess.run(
-        run(
-            [
-                str(bin_dir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-o",
-                options,
-                "-l",
-                str(root / "log"),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ]
-        ),
-        check=True,
-        capture_output=True,
-    )
+    _pg_ctl_start(bin_dir, data, options, root)
+    url = f"postgresql+asyncpg://{ADMIN_USER}@127.0.0.1:{port}/postgres"
+    _CLUSTERS[url] = (bin_dir, data, options, root)
     try:
-        yield f"postgresql+asyncpg://{ADMIN_USER}@127.0.0.1:{port}/postgres"
+        yield url
     finally:
+        _CLUSTERS.pop(url, None)
         subprocess.run(
             run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
             check=False,
