@@ -15,9 +15,14 @@ def normalise_object_name(raw: str) -> str:
     collapses inner runs of whitespace or underscores to one space, so that
     ``"Traffic_Light"``, ``' traffic  light '`` and ``traffic light`` are one name.
     """
-    # NFC again after case-folding: folding some composed letters (e.g. "ǰ") decomposes them.
-    folded = unicodedata.normalize("NFC", raw).replace("_", " ").casefold()
-    text = " ".join(unicodedata.normalize("NFC", folded).split())
+    if raw.isascii():
+        # The common case, and a hot one (every stored tag is checked when read): ASCII is
+        # NFC already, and folds to lower case.
+        text = " ".join(raw.replace("_", " ").lower().split())
+    else:
+        # NFC again after folding: folding some composed letters (e.g. "ǰ") decomposes them.
+        folded = unicodedata.normalize("NFC", raw).replace("_", " ").casefold()
+        text = " ".join(unicodedata.normalize("NFC", folded).split())
     # Stripping quotes can expose blanks and blanks can hide quotes: repeat until stable,
     # so that normalising twice changes nothing.
     while (stripped := text.strip(_QUOTES).strip()) != text:
