@@ -10,6 +10,8 @@ import asyncio
 import base64
 import io
 import shutil
+import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -413,3 +415,29 @@ async def _create_key_named(container: Container, name: str) -> str:
     issued = await container.keys().create(name, SYSTEM, role=Role.READER)
     await container.engine().dispose()
     return issued.secret
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header claims a huge canvas: a decompression bomb's first bytes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    pixels = zlib.compress(b"\x00" * (width + 1) * 4)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("side", [9_000, 50_000])
+def test_an_image_over_the_pixel_limit_is_413_before_it_is_decoded(
+    api: httpx.Client, side: int
+) -> None:
+    before = image_count(api)
+    bomb = _png_claiming(side, side)
+    assert len(bomb) < 100_000
+    response = api.post("/images", json={"image": base64.b64encode(bomb).decode()})
+    assert_problem(response, 413, "pixels")
+    assert image_count(api) == before
