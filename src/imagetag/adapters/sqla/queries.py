@@ -44,6 +44,15 @@ audit_events = AuditEventRow.__table__
 
 LIVE_IMAGE = images.c.deleted_at.is_(None)
 
+# The searches' other names for the tables, made once: an alias builds a proxy of every
+# column of its table on first use, which would be most of the time spent building a
+# search statement if each search made its own.
+DRIVER = tags.alias("driver")
+NEWEST_IMAGES = images.alias("newest_images")
+CREATED_WINDOW = images.alias("created_window")
+NEWEST_TAGS = tags.alias("newest_tags")
+TAGGED_WINDOW = tags.alias("tagged_window")
+
 
 def with_live_tags(page: FromClause) -> Select[Any]:
     """``page`` (rows with the image columns) joined with live tags and their runs, in
@@ -88,7 +97,7 @@ def search_statement(query: SearchQuery, limit: int, dialect: str) -> Select[Any
     page = select(*(images.c[name] for name in IMAGE_COLUMNS)).where(*where)
     key = images.c.id
     if driver is not None:
-        joined = tags.alias("driver")
+        joined = DRIVER
         sqlite = dialect == "sqlite"
         # SQLite would pick the (added_at, image_id) index for a tag window's driver and
         # sort all of the window's tags; hidden from it, an index in image id order wins.
@@ -165,14 +174,14 @@ def _window_bounds(
     image_bound = tag_bound = None
     if query.created_after is not None and query.created_before is not None:
         after, before = query.created_after, query.created_before
-        newest = images.alias("newest_images")
+        newest = NEWEST_IMAGES
         recent = (
             select(newest.c.id, newest.c.created_at)
             .order_by(newest.c.id.desc())
             .limit(limit)
             .subquery("recent_images")
         )
-        created = images.alias("created_window")
+        created = CREATED_WINDOW
         image_bound = func.coalesce(
             select(func.max(recent.c.id))
             .where(recent.c.created_at >= after, recent.c.created_at < before)
@@ -183,7 +192,7 @@ def _window_bounds(
         )
     if has_driver and query.tagged_after is not None and query.tagged_before is not None:
         after, before = query.tagged_after, query.tagged_before
-        newest = tags.alias("newest_tags")
+        newest = NEWEST_TAGS
         recent = (
             select(newest.c.image_id, newest.c.added_at)
             .where(newest.c.removed_at.is_(None))
@@ -191,7 +200,7 @@ def _window_bounds(
             .limit(limit)
             .subquery("recent_tags")
         )
-        window = tags.alias("tagged_window")
+        window = TAGGED_WINDOW
         bound = func.coalesce(
             select(func.max(recent.c.image_id))
             .where(recent.c.added_at >= after, recent.c.added_at < before)
