@@ -340,7 +340,9 @@ def _serving(
 ) -> Iterator[RunImages]:
     """An ``imagetag serve`` of its own (data dir, key, port), as a way to run images."""
     server_env = _imagetag_env(env, workdir / f"server-data-{number}", checkpoint)
-    key = _run(server_env, [str(BIN / "imagetag"), "keys", "create", "bench"])[1]
+    key = _run(server_env, [str(BIN / "imagetag"), "keys", "create", "bench", "--role", "tagger"])[
+        1
+    ]
     key = key.strip().splitlines()[-1].strip()
     port = free_port()
     encoded = [path.read_bytes() for path in images]
