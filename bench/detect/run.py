@@ -356,7 +356,7 @@ def _serving(
                 began = time.perf_counter()
                 image = _post_image(connection, key, upload, images[index].name)
                 timings.append((time.perf_counter() - began) * 1000)
-                found.append(len(image["detections"]))
+                found.append(sum(tag["source"] == "model" for tag in image["tags"]))
         return timings, found
 
     command = [str(BIN / "imagetag"), "serve", "--host", HOST, "--port", str(port)]
