@@ -9,7 +9,7 @@ from datetime import datetime
 
 from imagetag.domain.errors import InvalidInput
 from imagetag.domain.principals import Actor
-from imagetag.domain.search import DEFAULT_PAGE_SIZE, MAX_IMAGE_ID, MAX_PAGE_SIZE
+from imagetag.domain.search import DEFAULT_PAGE_SIZE, check_page, check_range
 
 # Small, flat facts about the change; the audited records hold the rest.
 PayloadValue = str | int | float | bool | None
@@ -81,16 +81,8 @@ class AuditQuery:
     before_id: int | None = None
 
     def __post_init__(self) -> None:
-        if not 1 <= self.limit <= MAX_PAGE_SIZE:
-            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
-        if self.before_id is not None and not 0 < self.before_id <= MAX_IMAGE_ID:
-            raise InvalidInput("cursor is not valid", field="cursor")
-        for name in ("after", "before"):
-            value = getattr(self, name)
-            if value is not None and value.tzinfo is None:
-                raise ValueError(f"{name} must be timezone-aware")
-        if self.after is not None and self.before is not None and self.after >= self.before:
-            raise InvalidInput("after must be earlier than before", field="after")
+        check_page(self.limit, self.before_id)
+        check_range(self.after, self.before)
 
     def includes(self, event: AuditEvent) -> bool:
         """The pure predicate the storage adapters must agree with."""

@@ -92,14 +92,23 @@ def _names_match(wanted: tuple[str, ...], present: set[str], match: Match) -> bo
     return any(name in present for name in wanted)
 
 
-def _check_range(after: datetime | None, before: datetime | None, prefix: str) -> None:
-    for name, value in ((f"{prefix}_after", after), (f"{prefix}_before", before)):
+def check_range(after: datetime | None, before: datetime | None, prefix: str = "") -> None:
+    """A half-open time range, its fields named ``{prefix}after`` and ``{prefix}before``."""
+    for name, value in ((f"{prefix}after", after), (f"{prefix}before", before)):
         if value is not None and value.tzinfo is None:
             raise ValueError(f"{name} must be timezone-aware")
     if after is not None and before is not None and after >= before:
         raise InvalidInput(
-            f"{prefix}_after must be earlier than {prefix}_before", field=f"{prefix}_after"
+            f"{prefix}after must be earlier than {prefix}before", field=f"{prefix}after"
         )
+
+
+def check_page(limit: int, before_id: int | None) -> None:
+    """A page size and a keyset cursor, as every listing takes them."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
+    if before_id is not None and not 0 < before_id <= MAX_IMAGE_ID:
+        raise InvalidInput("cursor is not valid", field="cursor")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +145,7 @@ class SearchQuery:
     before_id: int | None = None
 
     def __post_init__(self) -> None:
-        if not 1 <= self.limit <= MAX_PAGE_SIZE:
-            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
-        if self.before_id is not None and not 0 < self.before_id <= MAX_IMAGE_ID:
-            raise InvalidInput("cursor is not valid", field="cursor")
+        check_page(self.limit, self.before_id)
         if self.min_confidence is not None and not (
             math.isfinite(self.min_confidence) and 0.0 <= self.min_confidence <= 1.0
         ):
@@ -161,8 +167,8 @@ class SearchQuery:
             )
         if self.tagged_by is not None and not self.tagged_by:
             raise InvalidInput("tagged_by must name a user", field="tagged_by")
-        _check_range(self.tagged_after, self.tagged_before, "tagged")
-        _check_range(self.created_after, self.created_before, "created")
+        check_range(self.tagged_after, self.tagged_before, "tagged_")
+        check_range(self.created_after, self.created_before, "created_")
 
     @property
     def filters_provenance(self) -> bool:
