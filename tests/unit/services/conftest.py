@@ -1,5 +1,8 @@
 """The in-memory world the service tests run in: fakes of every port, one shared store."""
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from imagetag.ports.fetcher import FetchedContent
@@ -43,20 +46,31 @@ def detector() -> FakeDetector:
 
 
 @pytest.fixture
-def images(
+def make_images(
     unit_of_work: FakeUnitOfWorkFactory,
     blobs: FakeBlobStore,
     fetcher: FakeFetcher,
     detector: FakeDetector,
     clock: TickingClock,
-) -> ImageService:
-    return ImageService(
-        unit_of_work=unit_of_work,
-        reader=FakeImageReader(unit_of_work.storage),
-        blobs=blobs,
-        inspector=FakeImageInspector(FACTS),
-        fetcher=fetcher,
-        detector=detector,
-        clock=clock,
-        max_image_bytes=MAX_BYTES,
-    )
+) -> Callable[..., ImageService]:
+    """Builds the service over the shared fakes; keyword options override its settings."""
+
+    def make(**options: Any) -> ImageService:
+        return ImageService(
+            unit_of_work=unit_of_work,
+            reader=FakeImageReader(unit_of_work.storage),
+            blobs=blobs,
+            inspector=FakeImageInspector(FACTS),
+            fetcher=fetcher,
+            detector=detector,
+            clock=clock,
+            max_image_bytes=MAX_BYTES,
+            **options,
+        )
+
+    return make
+
+
+@pytest.fixture
+def images(make_images: Callable[..., ImageService]) -> ImageService:
+    return make_images()

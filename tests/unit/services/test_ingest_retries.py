@@ -3,6 +3,7 @@ stored are stored again or reused, as configured."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -22,37 +23,17 @@ from tests.fakes import (
     BOB,
     FakeBlobStore,
     FakeDetector,
-    FakeFetcher,
-    FakeImageInspector,
-    FakeImageReader,
     FakeUnitOfWorkFactory,
-    TickingClock,
 )
-from tests.unit.services.inputs import FACTS, MAX_BYTES, PHOTO_URL, PNG
+from tests.unit.services.inputs import PHOTO_URL, PNG
 
 OTHER_PNG = PNG + b" and a cat"
 
 
 @pytest.fixture
-def reusing(
-    unit_of_work: FakeUnitOfWorkFactory,
-    blobs: FakeBlobStore,
-    fetcher: FakeFetcher,
-    detector: FakeDetector,
-    clock: TickingClock,
-) -> ImageService:
+def reusing(make_images: Callable[..., ImageService]) -> ImageService:
     """The service over the same fakes, returning the image of bytes already stored."""
-    return ImageService(
-        unit_of_work=unit_of_work,
-        reader=FakeImageReader(unit_of_work.storage),
-        blobs=blobs,
-        inspector=FakeImageInspector(FACTS),
-        fetcher=fetcher,
-        detector=detector,
-        clock=clock,
-        max_image_bytes=MAX_BYTES,
-        duplicates=DuplicatePolicy.REUSE,
-    )
+    return make_images(duplicates=DuplicatePolicy.REUSE)
 
 
 def upload(data: bytes = PNG, *, label: str | None = None, detect: bool = False) -> IngestRequest:
@@ -169,23 +150,12 @@ async def test_reuse_remembers_the_key_of_the_request_that_found_a_duplicate(
 
 
 async def test_a_detector_that_does_not_answer_in_time_fails_and_the_image_is_kept(
+    make_images: Callable[..., ImageService],
     unit_of_work: FakeUnitOfWorkFactory,
     blobs: FakeBlobStore,
-    fetcher: FakeFetcher,
     detector: FakeDetector,
-    clock: TickingClock,
 ) -> None:
-    impatient = ImageService(
-        unit_of_work=unit_of_work,
-        reader=FakeImageReader(unit_of_work.storage),
-        blobs=blobs,
-        inspector=FakeImageInspector(FACTS),
-        fetcher=fetcher,
-        detector=detector,
-        clock=clock,
-        max_image_bytes=MAX_BYTES,
-        detect_timeout=timedelta(milliseconds=20),
-    )
+    impatient = make_images(detect_timeout=timedelta(milliseconds=20))
     detector.delay = 5.0
 
     with pytest.raises(DetectorUnavailable, match=r"did not answer within 0\.02 s") as failed:
