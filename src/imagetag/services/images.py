@@ -117,21 +117,18 @@ class ImageService:
         """
         require(principal, Role.TAGGER)
         given_label = clean_label(request.label) if request.label is not None else None
-        key = check_idempotency_key(idempotency_key) if idempotency_key is not None else None
-        fingerprint = request_fingerprint(request)
-        if key is not None:
-            earlier = await self._replay(principal.user, key, fingerprint)
-            if earlier is not None:
-                return earlier
-        remembered = (
-            IdempotencyRecord(principal.user, key, fingerprint, 0, self._clock.now())
-            if key is not None
-            else None
-        )
+        if idempotency_key is None:
+            return await self._ingest(request, principal, given_label, None)
+        key = check_idempotency_key(idempotency_key)
+        # Hashing megabytes of upload would block the event loop.
+        fingerprint = await asyncio.to_thread(request_fingerprint, request)
+        earlier = await self._replay(principal.user, key, fingerprint)
+        if earlier is not None:
+            return earlier
+        remembered = IdempotencyRecord(principal.user, key, fingerprint, 0, self._clock.now())
         try:
             return await self._ingest(request, principal, given_label, remembered)
         except IdempotencyKeyTaken:
-            assert key is not None
             # A concurrent request with the same key committed first: its image stands.
             earlier = await self._replay(principal.user, key, fingerprint)
             if earlier is None:
