@@ -9,7 +9,13 @@ from datetime import datetime
 
 from imagetag.domain.errors import InvalidInput
 from imagetag.domain.principals import Actor
-from imagetag.domain.search import DEFAULT_PAGE_SIZE, check_page, check_range
+from imagetag.domain.search import (
+    DEFAULT_PAGE_SIZE,
+    check_page,
+    check_range,
+    decode_cursor,
+    parse_time_bound,
+)
 
 # Small, flat facts about the change; the audited records hold the rest.
 PayloadValue = str | int | float | bool | None
@@ -95,3 +101,26 @@ class AuditQuery:
             and (self.after is None or event.occurred_at >= self.after)
             and (self.before is None or event.occurred_at < self.before)
         )
+
+
+def parse_audit_query(
+    *,
+    user: str | None = None,
+    image_id: int | None = None,
+    type: str | None = None,
+    after: str | None = None,
+    before: str | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> AuditQuery:
+    """An ``AuditQuery`` from the text of query parameters or command-line options, named
+    alike; each refusal is ``InvalidInput`` naming the parameter."""
+    return AuditQuery(
+        user=user,
+        image_id=image_id,
+        types=parse_event_types(type) if type is not None else (),
+        after=parse_time_bound(after, "after") if after is not None else None,
+        before=parse_time_bound(before, "before") if before is not None else None,
+        limit=limit,
+        before_id=decode_cursor(cursor) if cursor is not None else None,
+    )

@@ -7,8 +7,8 @@ import json
 import typer
 from rich.table import Table
 
-from imagetag.domain.audit import AuditQuery, parse_event_types
-from imagetag.domain.search import DEFAULT_PAGE_SIZE, decode_cursor, encode_cursor, parse_time_bound
+from imagetag.domain.audit import parse_audit_query
+from imagetag.domain.search import DEFAULT_PAGE_SIZE, encode_cursor
 from imagetag.entrypoints.cli.runtime import (
     cli_principal,
     console,
@@ -32,14 +32,14 @@ def audit(
     settings = load_settings()
 
     async def body() -> AuditPage:
-        query = AuditQuery(
+        query = parse_audit_query(
             user=user,
             image_id=image,
-            types=parse_event_types(type) if type is not None else (),
-            after=parse_time_bound(after, "after") if after is not None else None,
-            before=parse_time_bound(before, "before") if before is not None else None,
+            type=type,
+            after=after,
+            before=before,
             limit=limit,
-            before_id=decode_cursor(cursor) if cursor is not None else None,
+            cursor=cursor,
         )
         async with open_container(settings) as container:
             return await container.audit().list(query, cli_principal())

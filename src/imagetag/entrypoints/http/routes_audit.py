@@ -7,14 +7,12 @@ from typing import Annotated, Any
 from litestar import Request, get
 from litestar.params import Parameter
 
-from imagetag.domain.audit import AuditQuery, parse_event_types
+from imagetag.domain.audit import parse_audit_query
 from imagetag.domain.principals import Principal
 from imagetag.domain.search import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
-    decode_cursor,
     encode_cursor,
-    parse_time_bound,
 )
 from imagetag.entrypoints.http.dependencies import Audit
 from imagetag.entrypoints.http.guards import ADMIN_ONLY
@@ -47,14 +45,14 @@ async def list_audit_events(
     ] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Parameter(description="next_cursor of the last page")] = None,
 ) -> AuditPageBody:
-    query = AuditQuery(
+    query = parse_audit_query(
         user=user,
         image_id=image_id,
-        types=parse_event_types(type) if type is not None else (),
-        after=parse_time_bound(after, "after") if after is not None else None,
-        before=parse_time_bound(before, "before") if before is not None else None,
+        type=type,
+        after=after,
+        before=before,
         limit=limit,
-        before_id=decode_cursor(cursor) if cursor is not None else None,
+        cursor=cursor,
     )
     page = await audit_log.list(query, request.user)
     return AuditPageBody(
