@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import IO, Self
 
 from imagetag.domain.audit import AuditEvent, AuditQuery
 from imagetag.domain.detections import BoundingBox, Detection, DetectorInfo, Thresholds
@@ -373,8 +373,12 @@ class FakeBlobStore:
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
 
-    async def put(self, sha256: str, data: bytes) -> None:
-        self.blobs.setdefault(_checked_digest(sha256), data)
+    async def put(self, sha256: str, source: IO[bytes]) -> None:
+        digest = _checked_digest(sha256)
+        if digest not in self.blobs:
+            # In chunks, as the real stores read.
+            source.seek(0)
+            self.blobs[digest] = b"".join(iter(lambda: source.read(1024 * 1024), b""))
 
     async def get(self, sha256: str) -> bytes:
         return self.blobs[_checked_digest(sha256)]
@@ -401,8 +405,9 @@ class FakeImageInspector:
         self.facts = facts if facts is not None else ImageFacts("image/png", 640, 480)
         self.magic = magic
 
-    def inspect(self, data: bytes) -> ImageFacts:
-        if not data.startswith(self.magic):
+    def inspect(self, source: IO[bytes]) -> ImageFacts:
+        source.seek(0)
+        if source.read(len(self.magic)) != self.magic:
             raise UnsupportedImage("not an image of a supported format")
         return self.facts
 

@@ -39,10 +39,10 @@ class TimedInspector:
     def __init__(self, inner: Any, timings: Timings) -> None:
         self._inner, self._timings = inner, timings
 
-    def inspect(self, data: bytes) -> Any:
+    def inspect(self, source: Any) -> Any:
         began = time.perf_counter()
         try:
-            return self._inner.inspect(data)
+            return self._inner.inspect(source)
         finally:
             self._timings["inspect (Pillow, worker thread)"].append(time.perf_counter() - began)
 
@@ -51,9 +51,9 @@ class TimedBlobs:
     def __init__(self, inner: Any, timings: Timings) -> None:
         self._inner, self._timings = inner, timings
 
-    async def put(self, sha256: str, data: bytes) -> None:
+    async def put(self, sha256: str, source: Any) -> None:
         await _timed(
-            self._timings, "blobs.put (write, fsync, rename)", self._inner.put(sha256, data)
+            self._timings, "blobs.put (write, fsync, rename)", self._inner.put(sha256, source)
         )
 
     def __getattr__(self, name: str) -> Any:

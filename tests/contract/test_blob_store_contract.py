@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 
 import pytest
@@ -18,7 +19,7 @@ async def test_stored_bytes_read_back_and_exist(blob_store: BlobStore) -> None:
     data = b"\x89PNG\r\n\x1a\n some pixels"
 
     assert not await blob_store.exists(digest(data))
-    await blob_store.put(digest(data), data)
+    await blob_store.put(digest(data), io.BytesIO(data))
 
     assert await blob_store.exists(digest(data))
     assert await blob_store.get(digest(data)) == data
@@ -27,16 +28,16 @@ async def test_stored_bytes_read_back_and_exist(blob_store: BlobStore) -> None:
 async def test_storing_the_same_digest_again_is_a_no_op(blob_store: BlobStore) -> None:
     data = b"the same content"
 
-    await blob_store.put(digest(data), data)
-    await blob_store.put(digest(data), data)
+    await blob_store.put(digest(data), io.BytesIO(data))
+    await blob_store.put(digest(data), io.BytesIO(data))
 
     assert await blob_store.get(digest(data)) == data
 
 
 async def test_blobs_are_kept_apart_by_digest(blob_store: BlobStore) -> None:
     first, second = b"first", b"second"
-    await blob_store.put(digest(first), first)
-    await blob_store.put(digest(second), second)
+    await blob_store.put(digest(first), io.BytesIO(first))
+    await blob_store.put(digest(second), io.BytesIO(second))
 
     assert await blob_store.get(digest(first)) == first
     assert await blob_store.get(digest(second)) == second
@@ -65,7 +66,7 @@ MALFORMED = {
 @pytest.mark.parametrize("malformed", MALFORMED.values(), ids=MALFORMED.keys())
 async def test_a_malformed_digest_is_refused(blob_store: BlobStore, malformed: str) -> None:
     with pytest.raises(ValueError, match="sha256"):
-        await blob_store.put(malformed, b"data")
+        await blob_store.put(malformed, io.BytesIO(b"data"))
     with pytest.raises(ValueError, match="sha256"):
         await blob_store.get(malformed)
     with pytest.raises(ValueError, match="sha256"):
@@ -75,6 +76,6 @@ async def test_a_malformed_digest_is_refused(blob_store: BlobStore, malformed: s
 async def test_a_large_blob_round_trips_byte_for_byte(blob_store: BlobStore) -> None:
     data = os.urandom(8 * 1024 * 1024 + 7)
 
-    await blob_store.put(digest(data), data)
+    await blob_store.put(digest(data), io.BytesIO(data))
 
     assert await blob_store.get(digest(data)) == data

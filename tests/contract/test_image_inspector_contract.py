@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from imagetag.domain.errors import UnsupportedImage
@@ -9,7 +11,9 @@ from tests.contract.adapters import InspectorCase
 
 
 def test_a_real_image_gives_its_format_and_size(inspector_case: InspectorCase) -> None:
-    assert inspector_case.inspector.inspect(inspector_case.image) == inspector_case.facts
+    assert (
+        inspector_case.inspector.inspect(io.BytesIO(inspector_case.image)) == inspector_case.facts
+    )
 
 
 @pytest.mark.parametrize("data", [b"", b"certainly not an image", b"GIF89a", b"%PDF-1.7\n"])
@@ -17,4 +21,4 @@ def test_bytes_that_are_no_image_are_unsupported(
     inspector_case: InspectorCase, data: bytes
 ) -> None:
     with pytest.raises(UnsupportedImage):
-        inspector_case.inspector.inspect(data)
+        inspector_case.inspector.inspect(io.BytesIO(data))

@@ -4,6 +4,7 @@ contract does not say (key layout, uploads, failures), its settings, and the API
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 from pathlib import Path
@@ -41,7 +42,7 @@ async def test_a_blob_is_keyed_prefix_then_two_levels_of_its_digest(s3_server: S
     data = b"some image bytes"
     sha = digest(data)
 
-    await store.put(sha, data)
+    await store.put(sha, io.BytesIO(data))
 
     assert keys_in(s3_server, bucket) == [f"team-a/blobs/{sha[:2]}/{sha[2:4]}/{sha}"]
 
@@ -51,7 +52,7 @@ async def test_without_a_prefix_keys_start_at_the_bucket_root(s3_server: S3Serve
     data = b"other image bytes"
     sha = digest(data)
 
-    await s3_server.store(bucket).put(sha, data)
+    await s3_server.store(bucket).put(sha, io.BytesIO(data))
 
     assert keys_in(s3_server, bucket) == [f"{sha[:2]}/{sha[2:4]}/{sha}"]
 
@@ -61,12 +62,12 @@ async def test_a_put_of_content_already_stored_uploads_nothing(s3_server: S3Serv
     store = s3_server.store(bucket, "blobs")
     data = b"the same content"
     sha = digest(data)
-    await store.put(sha, data)
+    await store.put(sha, io.BytesIO(data))
     # Changed behind the store's back: a second upload would put the content back.
     marker = b"not uploaded again"
     s3_server.client.put_object(Bucket=bucket, Key=store.key_for(sha), Body=marker)
 
-    await store.put(sha, data)
+    await store.put(sha, io.BytesIO(data))
 
     stored = s3_server.client.get_object(Bucket=bucket, Key=store.key_for(sha))
     assert stored["Body"].read() == marker
@@ -80,7 +81,7 @@ async def test_a_blob_over_the_part_size_goes_up_in_parts_and_round_trips(
     data = os.urandom(2 * MIN_PART_SIZE + 12_345)
     sha = digest(data)
 
-    await store.put(sha, data)
+    await store.put(sha, io.BytesIO(data))
 
     head = s3_server.client.head_object(Bucket=bucket, Key=store.key_for(sha))
     # A multipart upload's ETag ends in the number of its parts.
@@ -94,7 +95,7 @@ async def test_a_blob_under_the_part_size_goes_up_in_one_request(s3_server: S3Se
     store = s3_server.store(bucket, part_size=MIN_PART_SIZE)
     data = os.urandom(MIN_PART_SIZE - 1)
 
-    await store.put(digest(data), data)
+    await store.put(digest(data), io.BytesIO(data))
 
     head = s3_server.client.head_object(Bucket=bucket, Key=store.key_for(digest(data)))
     assert "-" not in head["ETag"]
@@ -116,7 +117,7 @@ async def test_an_endpoint_that_does_not_answer_fails_naming_its_setting(
     sha = digest(b"x")
 
     unreachable = re.escape(closed)
-    for call in (store.exists(sha), store.get(sha), store.put(sha, b"x")):
+    for call in (store.exists(sha), store.get(sha), store.put(sha, io.BytesIO(b"x"))):
         with pytest.raises(
             S3StoreError, match=rf"cannot reach {unreachable}.*IMAGETAG_S3_ENDPOINT_URL"
         ):
@@ -140,7 +141,7 @@ async def test_a_missing_bucket_fails_naming_imagetag_blobs(s3_server: S3Server)
     store = s3_server.store("imagetag-no-such-bucket")
 
     with pytest.raises(S3StoreError, match=r"does not exist.*IMAGETAG_BLOBS"):
-        await store.put(digest(b"x"), b"x")
+        await store.put(digest(b"x"), io.BytesIO(b"x"))
     with pytest.raises(S3StoreError, match=r"does not exist.*IMAGETAG_BLOBS"):
         await store.get(digest(b"x"))
 
@@ -149,7 +150,7 @@ async def test_an_error_message_never_carries_the_secret(s3_server: S3Server) ->
     store = s3_server.store("imagetag-no-such-bucket")
 
     with pytest.raises(S3StoreError) as raised:
-        await store.put(digest(b"x"), b"x")
+        await store.put(digest(b"x"), io.BytesIO(b"x"))
 
     assert os.environ["AWS_SECRET_ACCESS_KEY"] not in str(raised.value)
     assert os.environ["AWS_SECRET_ACCESS_KEY"] not in repr(store)

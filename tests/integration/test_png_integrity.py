@@ -11,7 +11,9 @@ import zlib
 import pytest
 from PIL import Image
 
+from imagetag.adapters.image_inspector_pillow import PillowImageInspector
 from imagetag.adapters.png_integrity import PngDefect, check_png
+from imagetag.domain.errors import UnsupportedImage
 
 MODES = ["RGB", "RGBA", "L", "LA", "P", "1", "I;16"]
 SIZES = [(1, 1), (3, 5), (17, 9), (64, 33)]
@@ -165,3 +167,11 @@ def test_a_large_png_is_checked_in_a_bounded_window() -> None:
         tracemalloc.stop()
     assert len(data) > 12 * 1024 * 1024
     assert peak < 2 * 1024 * 1024
+
+
+def test_the_inspector_refuses_a_damaged_png_with_a_reason() -> None:
+    data = bytearray(png_of(noise("RGB", (30, 30))))
+    data[len(data) // 2] ^= 0xFF
+    inspector = PillowImageInspector(max_pixels=10_000)
+    with pytest.raises(UnsupportedImage, match="corrupt or truncated"):
+        inspector.inspect(io.BytesIO(bytes(data)))

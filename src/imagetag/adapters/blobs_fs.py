@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
+from typing import IO
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+# Copied a megabyte at a time: a large upload never sits whole in memory.
+_CHUNK = 1024 * 1024
 
 
 class FileSystemBlobStore:
@@ -22,10 +26,10 @@ class FileSystemBlobStore:
             raise ValueError(f"not a sha256 digest: {sha256!r}")
         return self._root / sha256[:2] / sha256[2:4] / sha256
 
-    async def put(self, sha256: str, data: bytes) -> None:
-        await asyncio.to_thread(self._put, sha256, data)
+    async def put(self, sha256: str, source: IO[bytes]) -> None:
+        await asyncio.to_thread(self._put, sha256, source)
 
-    def _put(self, sha256: str, data: bytes) -> None:
+    def _put(self, sha256: str, source: IO[bytes]) -> None:
         target = self.path_for(sha256)
         if target.exists():
             return
@@ -33,7 +37,8 @@ class FileSystemBlobStore:
         descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:
             with os.fdopen(descriptor, "wb") as handle:
-                handle.write(data)
+                source.seek(0)
+                shutil.copyfileobj(source, handle, _CHUNK)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, target)

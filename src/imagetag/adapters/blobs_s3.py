@@ -3,11 +3,10 @@
 Objects are keyed ``<prefix>/ab/cd/<sha256>``, the disk store's layout under a prefix.
 Every boto3 call runs in a worker thread, off the event loop.
 
-Memory: the port hands ``put`` the whole blob as ``bytes``, so "streaming" here means that
-the upload adds at most one part to what the caller already holds. A blob under
-``part_size`` is sent in one PUT straight from the caller's buffer; a larger one goes as a
-multipart upload, one part at a time (s3transfer copies a part out of the buffer, sends it
-and drops it before reading the next).
+Memory: ``put`` reads the caller's file object, so an upload holds at most one part in
+memory. A blob under ``part_size`` is sent in one PUT; a larger one goes as a multipart
+upload, one part at a time (s3transfer reads a part, sends it and drops it before reading
+the next).
 
 Failures: a missing object is ``KeyError``, as from the disk store. Anything else that
 keeps the store from answering (no or refused credentials, an endpoint that does not
@@ -20,10 +19,9 @@ appear in a message.
 from __future__ import annotations
 
 import asyncio
-import io
 import re
 import threading
-from typing import Any
+from typing import IO, Any
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -128,9 +126,9 @@ class S3BlobStore:
         key = f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
         return f"{self._prefix}/{key}" if self._prefix else key
 
-    async def put(self, sha256: str, data: bytes) -> None:
+    async def put(self, sha256: str, source: IO[bytes]) -> None:
         key = self.key_for(sha256)
-        await asyncio.to_thread(self._put, key, data)
+        await asyncio.to_thread(self._put, key, source)
 
     async def get(self, sha256: str) -> bytes:
         key = self.key_for(sha256)
@@ -167,12 +165,12 @@ class S3BlobStore:
             raise self._failure("HEAD", key, error) from None
         return True
 
-    def _put(self, key: str, data: bytes) -> None:
+    def _put(self, key: str, source: IO[bytes]) -> None:
         if self._exists(key):
             return
+        source.seek(0)
         try:
-            # BytesIO over bytes shares the buffer until written to: no copy here.
-            self._s3().upload_fileobj(io.BytesIO(data), self._bucket, key, Config=self._transfer)
+            self._s3().upload_fileobj(source, self._bucket, key, Config=self._transfer)
         except (ClientError, BotoCoreError) as error:
             raise self._failure("PUT", key, error) from None
 

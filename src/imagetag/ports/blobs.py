@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import IO, Protocol
 
 
 class BlobStore(Protocol):
-    async def put(self, sha256: str, data: bytes) -> None:
-        """Store ``data`` under its sha256; storing the same content twice is a no-op."""
+    async def put(self, sha256: str, source: IO[bytes]) -> None:
+        """Store the whole of ``source`` (a seekable binary file, read from its start)
+        under ``sha256``, the digest of its bytes; storing the same content twice is a no-op.
+
+        ``source`` is read in chunks, never whole, so a large upload costs a bounded amount
+        of memory; the caller keeps it open and does not use it meanwhile.
+        """
         ...
 
     async def get(self, sha256: str) -> bytes:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import IO
 
 from imagetag.domain.audit import AuditEvent, AuditEventType
 from imagetag.domain.detections import Thresholds, object_names
@@ -38,10 +40,25 @@ from imagetag.ports.repository import ImageReader, UnitOfWorkFactory
 from imagetag.services.authorization import require
 from imagetag.services.detection import run_detector
 
+# Uploads are hashed and copied a megabyte at a time.
+_CHUNK = 1024 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class UploadedBytes:
+    """An upload already in memory."""
+
     data: bytes
+    filename: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedFile:
+    """An upload in a seekable binary file (on disk, or a spooled temporary file): read in
+    chunks and copied to the blob store, never held whole unless detection asks for it.
+    The caller opens and closes it."""
+
+    file: IO[bytes]
     filename: str | None = None
 
 
@@ -52,11 +69,40 @@ class RemoteUrl:
 
 @dataclass(frozen=True, slots=True)
 class IngestRequest:
-    """An image to ingest: bytes or a URL, an optional label, and whether to detect."""
+    """An image to ingest: bytes, a file or a URL, an optional label, and whether to detect."""
 
-    content: UploadedBytes | RemoteUrl
+    content: UploadedBytes | UploadedFile | RemoteUrl
     label: str | None = None
     detect: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    """Bytes that passed the size limit and the inspector, with their digest."""
+
+    content: UploadedBytes | UploadedFile
+    source: str | None
+    sha256: str
+    size: int
+    facts: ImageFacts
+
+    def open(self) -> IO[bytes]:
+        """A file over the bytes, for one reader at a time."""
+        return _open(self.content)
+
+    def read(self) -> bytes:
+        """The whole image in memory, for the detector, which decodes it anyway."""
+        if isinstance(self.content, UploadedBytes):
+            return self.content.data
+        self.content.file.seek(0)
+        return self.content.file.read()
+
+
+def _open(content: UploadedBytes | UploadedFile) -> IO[bytes]:
+    if isinstance(content, UploadedBytes):
+        # BytesIO over bytes shares their buffer until written to: no copy.
+        return io.BytesIO(content.data)
+    return content.file
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,17 +163,21 @@ class ImageService:
         """
         require(principal, Role.TAGGER)
         given_label = clean_label(request.label) if request.label is not None else None
-        if idempotency_key is None:
-            return await self._ingest(request, principal, given_label, None)
-        key = check_idempotency_key(idempotency_key)
-        # Hashing megabytes of upload would block the event loop.
-        fingerprint = await asyncio.to_thread(request_fingerprint, request)
+        key = check_idempotency_key(idempotency_key) if idempotency_key is not None else None
+        # Uploads are checked first: a refused one is refused whatever its key. A URL is
+        # fetched only when the key has no earlier request to replay.
+        content = request.content
+        pending = content if isinstance(content, RemoteUrl) else await self._accept(content)
+        if key is None:
+            return await self._ingest(request, pending, principal, given_label, None)
+        digest = pending.sha256 if isinstance(pending, _Accepted) else None
+        fingerprint = request_fingerprint(request, digest)
         earlier = await self._replay(principal.user, key, fingerprint)
         if earlier is not None:
             return earlier
         remembered = IdempotencyRecord(principal.user, key, fingerprint, 0, self._clock.now())
         try:
-            return await self._ingest(request, principal, given_label, remembered)
+            return await self._ingest(request, pending, principal, given_label, remembered)
         except IdempotencyKeyTaken:
             # A concurrent request with the same key committed first: its image stands.
             earlier = await self._replay(principal.user, key, fingerprint)
@@ -138,22 +188,13 @@ class ImageService:
     async def _ingest(
         self,
         request: IngestRequest,
+        pending: _Accepted | RemoteUrl,
         principal: Principal,
         given_label: str | None,
         remembered: IdempotencyRecord | None,
     ) -> Image:
-        data, source = await self._read_content(request.content)
-        if len(data) > self._max_image_bytes:
-            raise ImageTooLarge(
-                f"image is {len(data)} bytes; the limit is {self._max_image_bytes} bytes"
-            )
-        try:
-            # One hop off the event loop for both: hashing megabytes would block it too.
-            facts, sha256 = await asyncio.to_thread(self._inspect_and_hash, data)
-        except UnsupportedImage as error:
-            if isinstance(request.content, RemoteUrl):
-                raise UrlFetchFailed(f"the URL did not answer with an image: {error}") from None
-            raise
+        accepted = pending if isinstance(pending, _Accepted) else await self._fetch(pending)
+        sha256 = accepted.sha256
         if self._duplicates is DuplicatePolicy.REUSE:
             async with self._unit_of_work() as uow:
                 existing = await uow.images.find_by_sha256(sha256)
@@ -166,9 +207,12 @@ class ImageService:
         run: DetectionRun | None = None
         failure: DetectionFailed | None = None
         if request.detect:
+            # The detector decodes the whole image anyway; the blob store reads its own
+            # file object, so the two never share a read position.
+            data = await asyncio.to_thread(accepted.read)
             # Writing (and syncing) the blob waits on the disk while the model computes.
             _, (run, failure) = await asyncio.gather(
-                self._blobs.put(sha256, data),
+                self._blobs.put(sha256, io.BytesIO(data)),
                 run_detector(
                     self._detector,
                     data,
@@ -179,19 +223,19 @@ class ImageService:
                 ),
             )
         else:
-            await self._blobs.put(sha256, data)
+            await self._blobs.put(sha256, accepted.open())
 
         new_image = NewImage(
             label=generate_label(
                 given=given_label,
                 objects=object_names(run.detections) if run else (),
-                source=source,
+                source=accepted.source,
                 sha256=sha256,
             ),
-            source=source,
+            source=accepted.source,
             sha256=sha256,
-            facts=facts,
-            size_bytes=len(data),
+            facts=accepted.facts,
+            size_bytes=accepted.size,
             created_at=self._clock.now(),
             created_by=principal.actor,
             detection=run,
@@ -212,8 +256,47 @@ class ImageService:
             raise failure
         return image
 
-    def _inspect_and_hash(self, data: bytes) -> tuple[ImageFacts, str]:
-        return self._inspector.inspect(data), hashlib.sha256(data).hexdigest()
+    async def _accept(
+        self, content: UploadedBytes | UploadedFile, source: str | None = None
+    ) -> _Accepted:
+        """Size, digest and facts of upload bytes, or the error that refuses them; the
+        source is the URL they came from, else the upload's file name."""
+        # One hop off the event loop: hashing and inspecting megabytes would block it.
+        source = source or content.filename or None
+        return await asyncio.to_thread(self._accept_blocking, content, source)
+
+    def _accept_blocking(
+        self, content: UploadedBytes | UploadedFile, source: str | None
+    ) -> _Accepted:
+        if isinstance(content, UploadedBytes):
+            size, sha256 = len(content.data), hashlib.sha256(content.data).hexdigest()
+        else:
+            size, sha256 = self._hash_file(content.file)
+        if size == 0:
+            raise InvalidInput("image is empty; send the bytes of a JPEG, PNG or other image")
+        if size > self._max_image_bytes:
+            # A file is read only up to the limit: its whole size is not known.
+            whole = f"{size} bytes" if isinstance(content, UploadedBytes) else "larger"
+            raise ImageTooLarge(f"image is {whole}; the limit is {self._max_image_bytes} bytes")
+        facts = self._inspector.inspect(_open(content))
+        return _Accepted(content, source, sha256, size, facts)
+
+    def _hash_file(self, file: IO[bytes]) -> tuple[int, str]:
+        """Size and sha256 of a file, read in chunks; stops once past the size limit."""
+        file.seek(0)
+        digest = hashlib.sha256()
+        size = 0
+        while size <= self._max_image_bytes and (chunk := file.read(_CHUNK)):
+            size += len(chunk)
+            digest.update(chunk)
+        return size, digest.hexdigest()
+
+    async def _fetch(self, remote: RemoteUrl) -> _Accepted:
+        fetched = await self._fetcher.fetch(remote.url)
+        try:
+            return await self._accept(UploadedBytes(fetched.data), remote.url)
+        except UnsupportedImage as error:
+            raise UrlFetchFailed(f"the URL did not answer with an image: {error}") from None
 
     async def _replay(self, user: str, key: str, fingerprint: str) -> Image | None:
         """The image an earlier request with this key stored, or None if there was none."""
@@ -227,14 +310,6 @@ class ImageService:
                 "for a new request"
             )
         return await self.get(earlier.image_id)
-
-    async def _read_content(self, content: UploadedBytes | RemoteUrl) -> tuple[bytes, str | None]:
-        if isinstance(content, RemoteUrl):
-            fetched = await self._fetcher.fetch(content.url)
-            return fetched.data, content.url
-        if not content.data:
-            raise InvalidInput("image is empty; send the bytes of a JPEG, PNG or other image")
-        return content.data, content.filename or None
 
     async def get(self, image_id: int) -> Image:
         image = await self._reader.get(image_id)
@@ -330,13 +405,14 @@ class ImageService:
         return stored
 
 
-def request_fingerprint(request: IngestRequest) -> str:
-    """What makes two ingest requests the same request, as one digest."""
+def request_fingerprint(request: IngestRequest, content_sha256: str | None) -> str:
+    """What makes two ingest requests the same request, as one digest; uploads go by the
+    sha256 of their bytes, URLs by the URL."""
     content = request.content
     if isinstance(content, RemoteUrl):
         parts = ["url", content.url]
     else:
-        parts = ["bytes", hashlib.sha256(content.data).hexdigest(), content.filename or ""]
+        parts = ["bytes", content_sha256 or "", content.filename or ""]
     parts += [request.label or "", "detect" if request.detect else "store"]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 

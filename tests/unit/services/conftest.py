@@ -64,8 +64,7 @@ def make_images(
             fetcher=fetcher,
             detector=detector,
             clock=clock,
-            max_image_bytes=MAX_BYTES,
-            **options,
+            **{"max_image_bytes": MAX_BYTES, **options},
         )
 
     return make

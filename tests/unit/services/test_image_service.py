@@ -1,4 +1,5 @@
 import hashlib
+import io
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -21,7 +22,13 @@ from imagetag.domain.images import DetectionStatus
 from imagetag.domain.search import Match, SearchQuery
 from imagetag.domain.tags import TagSource
 from imagetag.ports.fetcher import FetchedContent
-from imagetag.services.images import ImageService, IngestRequest, RemoteUrl, UploadedBytes
+from imagetag.services.images import (
+    ImageService,
+    IngestRequest,
+    RemoteUrl,
+    UploadedBytes,
+    UploadedFile,
+)
 from tests.fakes import (
     ALICE,
     BOB,
@@ -739,3 +746,85 @@ async def test_a_reader_may_not_change_an_image_and_nothing_is_written(
     assert (unit_of_work.committed_images, unit_of_work.committed_audit) == before
     assert unit_of_work.committed_runs == []
     assert detector.calls == []
+
+
+# Uploads in files: read in chunks, never whole unless the detector needs the bytes.
+
+
+class CountingFile(io.BytesIO):
+    """A file that remembers the largest read asked of it."""
+
+    largest_read = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.largest_read = max(self.largest_read, len(data))
+        return data
+
+
+def file_upload(data: bytes, filename: str | None = None, *, detect: bool = False) -> IngestRequest:
+    return IngestRequest(UploadedFile(CountingFile(data), filename), detect=detect)
+
+
+async def test_a_file_upload_is_stored_like_bytes_and_read_in_chunks(
+    make_images: Callable[..., ImageService], blobs: FakeBlobStore
+) -> None:
+    images = make_images(max_image_bytes=4 * 1024 * 1024)
+    data = PNG_MAGIC.ljust(3 * 1024 * 1024, b"x")
+    request = file_upload(data, "big.png")
+
+    image = await images.ingest(request, ALICE)
+
+    assert (image.sha256, image.size_bytes, image.source) == (
+        hashlib.sha256(data).hexdigest(),
+        len(data),
+        "big.png",
+    )
+    assert blobs.blobs[image.sha256] == data
+    assert isinstance(request.content, UploadedFile)
+    assert isinstance(request.content.file, CountingFile)
+    assert request.content.file.largest_read <= 1024 * 1024
+
+
+async def test_a_file_over_the_byte_limit_is_refused_without_reading_it_all(
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory, blobs: FakeBlobStore
+) -> None:
+    big = CountingFile(PNG_MAGIC.ljust(MAX_BYTES * 50, b"x"))
+
+    with pytest.raises(ImageTooLarge, match=f"larger; the limit is {MAX_BYTES} bytes"):
+        await images.ingest(IngestRequest(UploadedFile(big)), ALICE)
+
+    assert big.tell() <= MAX_BYTES + 1024 * 1024
+    assert_nothing_stored(unit_of_work, blobs)
+
+
+async def test_an_empty_file_is_invalid(
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory, blobs: FakeBlobStore
+) -> None:
+    with pytest.raises(InvalidInput, match="empty"):
+        await images.ingest(file_upload(b""), ALICE)
+
+    assert_nothing_stored(unit_of_work, blobs)
+
+
+async def test_a_file_upload_with_detection_hands_the_detector_the_whole_image(
+    images: ImageService, detector: FakeDetector, blobs: FakeBlobStore
+) -> None:
+    data = PNG + b"more pixels"
+
+    image = await images.ingest(file_upload(data, detect=True), ALICE)
+
+    assert detector.calls == [data]
+    assert blobs.blobs[image.sha256] == data
+    assert image.objects
+
+
+async def test_a_retried_file_upload_with_the_same_key_returns_the_first_image(
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory
+) -> None:
+    first = await images.ingest(file_upload(PNG, "a.png"), ALICE, idempotency_key="k-1")
+    again = await images.ingest(file_upload(PNG, "a.png"), ALICE, idempotency_key="k-1")
+    as_bytes = await images.ingest(upload(PNG, "a.png"), ALICE, idempotency_key="k-1")
+
+    assert again.id == first.id == as_bytes.id
+    assert len(unit_of_work.committed_images) == 1
