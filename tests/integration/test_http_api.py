@@ -194,6 +194,35 @@ def test_multipart_upload_for_curl_users(api: httpx.Client) -> None:
     assert response.json()["source"] == "my_holiday-photo.jpg"
 
 
+@pytest.mark.parametrize("mode", ["multipart", "json"])
+def test_an_upload_past_the_memory_spool_round_trips_byte_for_byte(
+    api: httpx.Client, mode: str
+) -> None:
+    # 1.5 MB of noise: the upload rolls to a temporary file on its way to the blob store.
+    noise = PillowImage.frombytes("RGB", (720, 720), bytes(range(251)) * 6197)
+    buffer = io.BytesIO()
+    noise.save(buffer, format="PNG", compress_level=0)
+    data = buffer.getvalue()
+    assert 1024 * 1024 < len(data) < MAX_UPLOAD
+    if mode == "multipart":
+        response = api.post("/images", files={"file": ("noise.png", data, "image/png")})
+    else:
+        response = api.post("/images", json={"image": base64.b64encode(data).decode()})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["width"], body["height"], body["size_bytes"]) == (720, 720, len(data))
+    assert api.get(body["content_url"]).content == data
+
+
+def test_json_escaped_slashes_in_base64_are_decoded(api: httpx.Client) -> None:
+    encoded = base64.b64encode(ZIDANE.read_bytes()).decode()
+    assert "/" in encoded
+    body = '{"image": "' + encoded.replace("/", "\\/") + '"}'
+    response = api.post("/images", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert api.get(response.json()["content_url"]).content == ZIDANE.read_bytes()
+
+
 def test_post_by_url_fetches_the_image(api: httpx.Client, images_dir: str) -> None:
     url = f"{images_dir}/zidane.jpg"
     response = api.post("/images", json={"url": url})
@@ -228,6 +257,18 @@ def _truncated_jpeg() -> bytes:
     return BUS.read_bytes()[:5000]
 
 
+def _small_png() -> bytes:
+    buffer = io.BytesIO()
+    PillowImage.new("RGB", (40, 30), (200, 10, 10)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _damaged_png() -> bytes:
+    data = bytearray(_small_png())
+    data[-20] ^= 0xFF  # inside the compressed image data
+    return bytes(data)
+
+
 def _big_png() -> bytes:
     buffer = io.BytesIO()
     noise = PillowImage.frombytes(
@@ -257,6 +298,12 @@ def _big_png() -> bytes:
             "not an image",
         ),
         ({"json": {"image": base64.b64encode(_truncated_jpeg()).decode()}}, 415, "truncated"),
+        ({"json": {"image": base64.b64encode(_small_png()[:-30]).decode()}}, 415, "truncated"),
+        ({"files": {"file": ("x.png", _small_png()[:-30], "image/png")}}, 415, "truncated"),
+        ({"json": {"image": base64.b64encode(_damaged_png()).decode()}}, 415, "corrupt"),
+        ({"json": {"image": 12}}, 400, "string of base64"),
+        ({"json": {"image": None}}, 400, "exactly one"),
+        ({"json": {"image": "aGk=aGk="}}, 400, "base64"),
         ({"json": {"url": "ftp://example.com/a.jpg"}}, 422, "http"),
         ({"content": b"x", "headers": {"Content-Type": "text/plain"}}, 400, "Content-Type"),
     ],
@@ -270,6 +317,12 @@ def _big_png() -> bytes:
         "blank-label",
         "not-an-image",
         "truncated-jpeg",
+        "truncated-png",
+        "truncated-png-multipart",
+        "damaged-png",
+        "image-not-a-string",
+        "image-null",
+        "padding-inside",
         "ftp-url",
         "wrong-content-type",
     ],

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
+import asyncio
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -35,7 +34,13 @@ from imagetag.entrypoints.http.schemas import (
     IngestImageJson,
     image_body,
 )
-from imagetag.services.images import IngestRequest, RemoteUrl, UploadedBytes
+from imagetag.entrypoints.http.upload_bodies import (
+    SPOOL_BYTES,
+    decode_base64_field,
+    json_value_given,
+    read_body,
+)
+from imagetag.services.images import IngestRequest, RemoteUrl, UploadedFile
 
 BodyT = TypeVar("BodyT")
 
@@ -111,7 +116,11 @@ async def create_image(
     ] = None,
 ) -> ImageBody:
     ingest = await _read_ingest_request(request)
-    image = await images.ingest(ingest, request.user, idempotency_key=idempotency_key)
+    try:
+        image = await images.ingest(ingest, request.user, idempotency_key=idempotency_key)
+    finally:
+        if isinstance(ingest.content, UploadedFile):
+            ingest.content.file.close()
     return image_body(image)
 
 
@@ -296,18 +305,17 @@ async def _read_ingest_request(request: Request[Any, Any, Any]) -> IngestRequest
             f"unsupported Content-Type {content_type!r}; send application/json or "
             "multipart/form-data"
         )
-    body = _decode_json(await request.body(), IngestImageJson)
-    if (body.image is None) == (body.url is None):
+    body = _decode_json(await read_body(request), IngestImageJson)
+    if json_value_given(body.image) == (body.url is not None):
         raise InvalidInput("send exactly one of 'image' (base64 bytes) or 'url'")
     if body.url is not None:
         return IngestRequest(RemoteUrl(body.url), label=body.label, detect=body.detect)
-    assert body.image is not None
-    try:
-        data = base64.b64decode(body.image, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidInput("'image' is not valid base64", field="image") from None
+    if len(body.image) > SPOOL_BYTES:
+        file = await asyncio.to_thread(decode_base64_field, body.image, "image")
+    else:
+        file = decode_base64_field(body.image, "image")
     return IngestRequest(
-        UploadedBytes(data, filename=body.filename), label=body.label, detect=body.detect
+        UploadedFile(file, filename=body.filename), label=body.label, detect=body.detect
     )
 
 
@@ -321,9 +329,9 @@ async def _read_multipart(request: Request[Any, Any, Any]) -> IngestRequest:
     detect = _form_bool(form.get("detect"))
     label_text = label if isinstance(label, str) else None
     if isinstance(upload, UploadFile):
-        data = await upload.read()
+        # Litestar spooled the part to a temporary file, which rolls to disk past 1 MiB.
         return IngestRequest(
-            UploadedBytes(data, filename=upload.filename), label=label_text, detect=detect
+            UploadedFile(upload.file, filename=upload.filename), label=label_text, detect=detect
         )
     if upload is not None:
         raise InvalidInput("'file' must be a file part", field="file")
@@ -331,7 +339,7 @@ async def _read_multipart(request: Request[Any, Any, Any]) -> IngestRequest:
     return IngestRequest(RemoteUrl(url), label=label_text, detect=detect)
 
 
-def _decode_json(raw: bytes, body_type: type[BodyT]) -> BodyT:
+def _decode_json(raw: bytes | memoryview, body_type: type[BodyT]) -> BodyT:
     try:
         return msgspec.json.decode(raw, type=body_type)
     except msgspec.ValidationError as error:

@@ -17,7 +17,8 @@ from imagetag.domain.tags import Tag
 class IngestImageJson(msgspec.Struct, forbid_unknown_fields=True):
     """Send exactly one of ``image`` (base64 bytes) or ``url``."""
 
-    image: Annotated[str, msgspec.Meta(description="The image bytes, base64-encoded")] | None = None
+    # A view of the body, decoded a window at a time (upload_bodies.py); null is missing.
+    image: msgspec.Raw = msgspec.Raw()
     url: Annotated[str, msgspec.Meta(description="An http(s) URL to fetch")] | None = None
     label: Annotated[str, msgspec.Meta(description="Optional; generated when missing")] | None = (
         None
