@@ -5,9 +5,9 @@
 Builds the app as ``imagetag serve`` does, sends it one ``POST /images`` as uvicorn would
 (the body in 64 KiB ``http.request`` messages) and, at the moment the blob store is handed
 the bytes, lists the Python allocations of 1 MiB or more that are alive and where they were
-made. tracemalloc sees Python's allocator only: Pillow's pixel buffers (decoded in
-``PillowImageInspector.inspect``, freed before the blob is written) are not in it; the RSS
-figures of ``run.py`` include them.
+made. tracemalloc sees Python's allocator only: Pillow's pixel buffers (a JPEG decoded at
+1/8 scale in ``PillowImageInspector.inspect``, freed before the blob is written) are not in
+it; the RSS figures of ``run.py`` include them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import tracemalloc
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -77,12 +77,13 @@ async def _probe(key: str, args: argparse.Namespace) -> None:
     held: list[tracemalloc.Snapshot] = []
     put = FileSystemBlobStore._put
 
-    def snapshot_then_put(self: FileSystemBlobStore, sha256: str, blob: bytes) -> None:
+    def snapshot_then_put(self: FileSystemBlobStore, sha256: str, source: IO[bytes]) -> None:
         held.append(tracemalloc.take_snapshot())
-        put(self, sha256, blob)
+        put(self, sha256, source)
 
     FileSystemBlobStore._put = snapshot_then_put  # type: ignore[method-assign]
     messages = [body[start : start + CHUNK] for start in range(0, len(body), CHUNK)]
+    length = str(len(body)).encode()
     del body
     sent: list[dict[str, Any]] = []
 
@@ -107,6 +108,7 @@ async def _probe(key: str, args: argparse.Namespace) -> None:
             (b"host", b"127.0.0.1"),
             (b"authorization", f"Bearer {key}".encode()),
             (b"content-type", content_type),
+            (b"content-length", length),
         ],
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),

@@ -6,8 +6,7 @@ Each measurement is a fresh ``imagetag serve`` (its own data dir, loopback port)
 ingests a tiny image (so that lazily imported code is loaded), then has its peak RSS reset
 (``/proc/<pid>/clear_refs``), its RSS read (the baseline), one image uploaded, and its
 ``VmHWM`` (peak RSS since the reset) read. Images are noise, so their size is what we choose:
-PNG (stored, not compressed: the file is the pixels, and the inspector decodes every pixel)
-and JPEG at quality 95 (the inspector decodes JPEG at 1/8 scale). See README.md.
+PNG (stored, not compressed: the file is the pixels) and JPEG at quality 95. See README.md.
 """
 
 from __future__ import annotations
