@@ -90,12 +90,13 @@ class _Accepted:
         """A file over the bytes, for one reader at a time."""
         return _open(self.content)
 
-    def read(self) -> bytes:
+    async def read(self) -> bytes:
         """The whole image in memory, for the detector, which decodes it anyway."""
         if isinstance(self.content, UploadedBytes):
             return self.content.data
-        self.content.file.seek(0)
-        return self.content.file.read()
+        file = self.content.file
+        file.seek(0)
+        return await asyncio.to_thread(file.read)
 
 
 def _open(content: UploadedBytes | UploadedFile) -> IO[bytes]:
@@ -167,7 +168,11 @@ class ImageService:
         # Uploads are checked first: a refused one is refused whatever its key. A URL is
         # fetched only when the key has no earlier request to replay.
         content = request.content
-        pending = content if isinstance(content, RemoteUrl) else await self._accept(content)
+        pending = (
+            content
+            if isinstance(content, RemoteUrl)
+            else await self._accept(content, into_memory=request.detect)
+        )
         if key is None:
             return await self._ingest(request, pending, principal, given_label, None)
         digest = pending.sha256 if isinstance(pending, _Accepted) else None
@@ -209,7 +214,7 @@ class ImageService:
         if request.detect:
             # The detector decodes the whole image anyway; the blob store reads its own
             # file object, so the two never share a read position.
-            data = await asyncio.to_thread(accepted.read)
+            data = await accepted.read()
             # Writing (and syncing) the blob waits on the disk while the model computes.
             _, (run, failure) = await asyncio.gather(
                 self._blobs.put(sha256, io.BytesIO(data)),
@@ -257,17 +262,26 @@ class ImageService:
         return image
 
     async def _accept(
-        self, content: UploadedBytes | UploadedFile, source: str | None = None
+        self,
+        content: UploadedBytes | UploadedFile,
+        source: str | None = None,
+        *,
+        into_memory: bool = False,
     ) -> _Accepted:
         """Size, digest and facts of upload bytes, or the error that refuses them; the
-        source is the URL they came from, else the upload's file name."""
+        source is the URL they came from, else the upload's file name. ``into_memory``
+        reads a file whole (up to the size limit) in the same hop, for the detector."""
         # One hop off the event loop: hashing and inspecting megabytes would block it.
         source = source or content.filename or None
-        return await asyncio.to_thread(self._accept_blocking, content, source)
+        return await asyncio.to_thread(self._accept_blocking, content, source, into_memory)
 
     def _accept_blocking(
-        self, content: UploadedBytes | UploadedFile, source: str | None
+        self, content: UploadedBytes | UploadedFile, source: str | None, into_memory: bool
     ) -> _Accepted:
+        size_known = isinstance(content, UploadedBytes)
+        if into_memory and isinstance(content, UploadedFile):
+            content.file.seek(0)
+            content = UploadedBytes(content.file.read(self._max_image_bytes + 1), content.filename)
         if isinstance(content, UploadedBytes):
             size, sha256 = len(content.data), hashlib.sha256(content.data).hexdigest()
         else:
@@ -276,7 +290,7 @@ class ImageService:
             raise InvalidInput("image is empty; send the bytes of a JPEG, PNG or other image")
         if size > self._max_image_bytes:
             # A file is read only up to the limit: its whole size is not known.
-            whole = f"{size} bytes" if isinstance(content, UploadedBytes) else "larger"
+            whole = f"{size} bytes" if size_known else "larger"
             raise ImageTooLarge(f"image is {whole}; the limit is {self._max_image_bytes} bytes")
         facts = self._inspector.inspect(_open(content))
         return _Accepted(content, source, sha256, size, facts)

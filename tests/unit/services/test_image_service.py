@@ -786,13 +786,14 @@ async def test_a_file_upload_is_stored_like_bytes_and_read_in_chunks(
     assert request.content.file.largest_read <= 1024 * 1024
 
 
+@pytest.mark.parametrize("detect", [False, True])
 async def test_a_file_over_the_byte_limit_is_refused_without_reading_it_all(
-    images: ImageService, unit_of_work: FakeUnitOfWorkFactory, blobs: FakeBlobStore
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory, blobs: FakeBlobStore, detect: bool
 ) -> None:
     big = CountingFile(PNG_MAGIC.ljust(MAX_BYTES * 50, b"x"))
 
     with pytest.raises(ImageTooLarge, match=f"larger; the limit is {MAX_BYTES} bytes"):
-        await images.ingest(IngestRequest(UploadedFile(big)), ALICE)
+        await images.ingest(IngestRequest(UploadedFile(big), detect=detect), ALICE)
 
     assert big.tell() <= MAX_BYTES + 1024 * 1024
     assert_nothing_stored(unit_of_work, blobs)
