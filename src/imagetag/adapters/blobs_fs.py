@@ -16,7 +16,8 @@ _CHUNK = 1024 * 1024
 
 
 class FileSystemBlobStore:
-    """Blobs at ``root/ab/cd/abcd...``; writes are atomic (temp file, fsync, rename)."""
+    """Blobs at ``root/ab/cd/abcd...``; writes are atomic and durable: temporary file,
+    fsync, rename, fsync of the directories the rename and any new directory changed."""
 
     def __init__(self, root: Path) -> None:
         self._root = root
@@ -33,6 +34,7 @@ class FileSystemBlobStore:
         target = self.path_for(sha256)
         if target.exists():
             return
+        new_directories = [d for d in (target.parent.parent, target.parent) if not d.exists()]
         target.parent.mkdir(parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:
@@ -45,6 +47,10 @@ class FileSystemBlobStore:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+        # The rename (and a new directory's entry) survives a power cut only once the
+        # directory holding it is on disk; the caller acknowledges the upload after this.
+        for directory in (target.parent, *(d.parent for d in reversed(new_directories))):
+            _sync_directory(directory)
 
     async def get(self, sha256: str) -> bytes:
         try:
@@ -54,3 +60,11 @@ class FileSystemBlobStore:
 
     async def exists(self, sha256: str) -> bool:
         return await asyncio.to_thread(self.path_for(sha256).is_file)
+
+
+def _sync_directory(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
