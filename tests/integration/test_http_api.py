@@ -10,7 +10,9 @@ import asyncio
 import base64
 import io
 import shutil
+import socket
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -494,3 +496,38 @@ def test_an_image_over_the_pixel_limit_is_413_before_it_is_decoded(
     response = api.post("/images", json={"image": base64.b64encode(bomb).decode()})
     assert_problem(response, 413, "pixels")
     assert image_count(api) == before
+
+
+def _trickle(port: int, secret: str, first_part: bytes, announced: int) -> tuple[bytes, float]:
+    """Send headers announcing ``announced`` body bytes, then only ``first_part``, and
+    wait for the answer; returns it and how long it took."""
+    began = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(
+            b"POST /images HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + f"Authorization: Bearer {secret}\r\n".encode()
+            + b"Content-Type: application/json\r\n"
+            + f"Content-Length: {announced}\r\n\r\n".encode()
+            + first_part
+        )
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer, time.monotonic() - began
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408_and_the_server_serves_on(
+    tmp_path: Path,
+) -> None:
+    server, _, secret = start_api(tmp_path, body_timeout_seconds=1.0)
+    with server, authorised_client(server, secret) as client:
+        answer, took = _trickle(server.port, secret, b'{"image": "aGk', announced=5000)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408"), answer
+        assert b"did not arrive within 1 s" in body
+        # The answer came at the deadline, and the connection was closed after it.
+        assert 0.9 < took < 10
+        # Other clients were served meanwhile and after.
+        response = client.post("/images", json={"image": b64(ZIDANE)})
+        assert response.status_code == 200, response.text
+        assert image_count(client) == 1

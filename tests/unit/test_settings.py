@@ -49,6 +49,7 @@ def test_values_are_parsed_by_their_type(tmp_path: Path) -> None:
         ("IMAGETAG_AUTH_CACHE_SECONDS", "-1"),
         ("IMAGETAG_DUPLICATES", "merge"),
         ("IMAGETAG_DETECT_TIMEOUT_SECONDS", "0"),
+        ("IMAGETAG_BODY_TIMEOUT_SECONDS", "0"),
         ("IMAGETAG_RATE_LIMIT_PER_MINUTE", "-1"),
         ("IMAGETAG_RATE_LIMIT_BURST", "0"),
         ("IMAGETAG_CORS_ORIGINS", "labelling.example.com"),

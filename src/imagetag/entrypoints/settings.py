@@ -87,6 +87,8 @@ class Settings:
     duplicates: str = "new"
     image_formats: str = ",".join(DEFAULT_FORMATS)
     detect_timeout_seconds: float = 120.0
+    # 20 MiB in 120 s is 1.4 Mbit/s: slower clients should send smaller images.
+    body_timeout_seconds: float = 120.0
     rate_limit_per_minute: int = 1200
     rate_limit_burst: int = 200
     cors_origins: str = ""
@@ -121,6 +123,7 @@ class Settings:
             f"a comma-separated list of {', '.join(DEFAULT_FORMATS)}",
         )
         _require(self.detect_timeout_seconds > 0, "DETECT_TIMEOUT_SECONDS", "positive")
+        _require(self.body_timeout_seconds > 0, "BODY_TIMEOUT_SECONDS", "positive")
         _require(self.rate_limit_per_minute >= 0, "RATE_LIMIT_PER_MINUTE", "0 (off) or more")
         _require(self.rate_limit_burst >= 1, "RATE_LIMIT_BURST", "at least 1")
         for origin in self.cors_origin_list:

@@ -64,6 +64,7 @@ _WHEN: dict[int, str] = {
     401: "No 'Authorization: Bearer <api key>', or an unknown or revoked key",
     403: "The key's role does not allow this",
     404: "No such resource",
+    408: "The body did not arrive within IMAGETAG_BODY_TIMEOUT_SECONDS",
     409: "A conflict with what exists (a key name taken, an Idempotency-Key in use)",
     413: "The body or the image is too large",
     415: "Bytes that are not an image in a supported format",

@@ -100,7 +100,7 @@ class IngestOperation(Operation):
     guards=TAGGER_ONLY,
     status_code=200,
     operation_class=IngestOperation,
-    responses=problem_responses(400, 403, 409, 413, 415, 422, 502),
+    responses=problem_responses(400, 403, 408, 409, 413, 415, 422, 502),
     summary="Ingest an image from bytes or a URL, optionally detecting objects",
 )
 async def create_image(
