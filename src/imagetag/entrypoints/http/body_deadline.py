@@ -16,6 +16,8 @@ from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
+_BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 class RequestBodyTimeout(HTTPException):
     status_code = 408
@@ -26,7 +28,8 @@ def body_deadline(seconds: float) -> Callable[[ASGIApp], ASGIApp]:
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != ScopeType.HTTP:
+            # No handler reads a GET's body: the hot reads skip the wrapper.
+            if scope["type"] != ScopeType.HTTP or scope["method"] in _BODILESS:
                 await app(scope, receive, send)
                 return
             deadline = asyncio.get_running_loop().time() + seconds
