@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +25,7 @@ from imagetag.adapters.sqla.migrate import (
     head_revision,
     upgrade_database,
 )
+from imagetag.adapters.sqla.schema_version import HEAD_REVISION
 from imagetag.adapters.sqla.tables import Base, UtcDateTime
 from imagetag.adapters.sqla.unit_of_work import SqlUnitOfWorkFactory
 from imagetag.domain.audit import AuditEvent, AuditEventType
@@ -425,3 +430,25 @@ async def _assert_audit_log_refuses(database_url: str, statement: str) -> None:
                 await connection.execute(sa.text(statement))
     finally:
         await engine.dispose()
+
+
+def test_the_head_revision_the_code_expects_is_alembics_head() -> None:
+    assert head_revision() == HEAD_REVISION
+
+
+def test_the_cli_does_not_load_alembic_for_a_database_already_at_head(tmp_path: Path) -> None:
+    script = (
+        "import sys; from imagetag.entrypoints.cli.main import app; "
+        "sys.argv = ['imagetag', 'keys', 'list']\n"
+        "try:\n    app()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "print('alembic' in sys.modules)"
+    )
+    env = {**os.environ, "IMAGETAG_DATA_DIR": str(tmp_path / "data")}
+    first = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert first.stdout.strip().endswith("True")  # a new database: migrated
+    again = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert again.stdout.strip().endswith("False")

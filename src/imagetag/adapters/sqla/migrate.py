@@ -7,11 +7,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from imagetag.adapters.sqla.engine import create_engine, normalise_database_url
+from imagetag.adapters.sqla.schema_version import current_revision
+
+__all__ = ["alembic_config", "current_revision", "head_revision", "upgrade_database"]
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -35,19 +37,6 @@ async def upgrade_database(database_url: str, revision: str = "head") -> None:
     try:
         async with engine.begin() as connection:
             await connection.run_sync(run)
-    finally:
-        await engine.dispose()
-
-
-async def current_revision(database_url: str) -> str | None:
-    engine = create_engine(database_url)
-
-    def read(connection: Connection) -> str | None:
-        return MigrationContext.configure(connection).get_current_revision()
-
-    try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(read)
     finally:
         await engine.dispose()
 

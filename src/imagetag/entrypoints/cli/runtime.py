@@ -11,7 +11,7 @@ from typing import TypeVar
 import typer
 from rich.console import Console
 
-from imagetag.adapters.sqla.migrate import current_revision, head_revision, upgrade_database
+from imagetag.adapters.sqla.schema_version import HEAD_REVISION, current_revision
 from imagetag.domain.errors import ImagetagError
 from imagetag.domain.principals import Actor, Principal, Role
 from imagetag.entrypoints.container import Container, build_container, close_container
@@ -33,15 +33,19 @@ def load_settings(**overrides: object) -> Settings:
 
 async def prepare_database(settings: Settings) -> None:
     """Migrate the embedded default database; insist on an explicit upgrade elsewhere."""
+    current = await current_revision(settings.database_url)
+    if current == HEAD_REVISION:
+        return
     if settings.uses_default_database:
+        # Alembic is loaded only when there is something to migrate.
+        from imagetag.adapters.sqla.migrate import upgrade_database
+
         await upgrade_database(settings.database_url)
         return
-    current = await current_revision(settings.database_url)
-    if current != head_revision():
-        raise ImagetagError(
-            f"the database schema is at {current or 'nothing'}, not {head_revision()}; "
-            "run 'imagetag db upgrade' first"
-        )
+    raise ImagetagError(
+        f"the database schema is at {current or 'nothing'}, not {HEAD_REVISION}; "
+        "run 'imagetag db upgrade' first"
+    )
 
 
 @asynccontextmanager
