@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from dependency_injector import containers, providers
@@ -18,7 +19,7 @@ from imagetag.adapters.sqla.engine import create_engine, session_factory
 from imagetag.adapters.sqla.reader import create_image_reader
 from imagetag.adapters.sqla.unit_of_work import SqlUnitOfWorkFactory
 from imagetag.domain.idempotency import DuplicatePolicy
-from imagetag.entrypoints.http.auth import ByPrefix
+from imagetag.domain.principals import Principal
 from imagetag.entrypoints.settings import Settings
 from imagetag.ports.blobs import BlobStore
 from imagetag.ports.identity import Authenticator
@@ -26,6 +27,20 @@ from imagetag.services.audit import AuditService
 from imagetag.services.images import ImageService
 from imagetag.services.keys import KeyService
 from imagetag.services.tags import TagService
+
+
+@dataclass(frozen=True, slots=True)
+class ByPrefix:
+    """Sends a bearer that starts with ``prefix`` (an API key) to ``matching``, any other
+    (a JWT) to ``other``."""
+
+    prefix: str
+    matching: Authenticator
+    other: Authenticator
+
+    async def authenticate(self, bearer: str, /) -> Principal:
+        chosen = self.matching if bearer.startswith(self.prefix) else self.other
+        return await chosen.authenticate(bearer)
 
 
 def imagga_config(settings: Settings) -> ImaggaConfig | None:

@@ -8,14 +8,12 @@ request, and the leaner layer halves its cost (see bench/read).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from imagetag.domain.errors import AuthenticationFailed
-from imagetag.domain.principals import Principal
 from imagetag.ports.identity import Authenticator
 
 PUBLIC_PATHS = ("/health", "/schema")
@@ -43,20 +41,6 @@ def _bearer_secret(scope: Scope) -> str:
     if scheme.casefold() != "bearer" or not secret:
         raise NotAuthorizedException("the Authorization header must read 'Bearer <key or token>'")
     return secret
-
-
-@dataclass(frozen=True, slots=True)
-class ByPrefix:
-    """Sends a bearer that starts with ``prefix`` (an API key) to ``matching``, any other
-    (a JWT) to ``other``."""
-
-    prefix: str
-    matching: Authenticator
-    other: Authenticator
-
-    async def authenticate(self, bearer: str, /) -> Principal:
-        chosen = self.matching if bearer.startswith(self.prefix) else self.other
-        return await chosen.authenticate(bearer)
 
 
 def bearer_authentication(authenticator: Authenticator) -> Callable[[ASGIApp], ASGIApp]:
