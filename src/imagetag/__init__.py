@@ -44,6 +44,7 @@ from imagetag.services.images import (
     IngestRequest,
     RemoteUrl,
     UploadedBytes,
+    UploadedFile,
 )
 from imagetag.services.keys import KeyService
 from imagetag.services.tags import TagService
@@ -122,6 +123,7 @@ __all__ = [
     "UnitOfWorkFactory",
     "UnsupportedImage",
     "UploadedBytes",
+    "UploadedFile",
     "UrlFetchFailed",
     "UrlFetcher",
     "UrlRefused",
