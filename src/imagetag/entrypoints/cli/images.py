@@ -24,7 +24,7 @@ from imagetag.entrypoints.cli.runtime import (
     open_container,
     run,
 )
-from imagetag.services.images import ImagePage, ImageService, IngestRequest, UploadedBytes
+from imagetag.services.images import ImagePage, ImageService, IngestRequest, UploadedFile
 from imagetag.services.tags import TagService
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
@@ -114,15 +114,16 @@ async def _ingest_all(
         async def ingest(path: Path) -> None:
             async with gate:
                 try:
-                    data = await asyncio.to_thread(path.read_bytes)
                     image_id: int | None
                     try:
-                        image = await images.ingest(
-                            IngestRequest(
-                                UploadedBytes(data, path.name), label=label, detect=detect
-                            ),
-                            principal,
-                        )
+                        # Read in chunks by the service (whole only for the detector).
+                        with path.open("rb") as file:
+                            image = await images.ingest(
+                                IngestRequest(
+                                    UploadedFile(file, path.name), label=label, detect=detect
+                                ),
+                                principal,
+                            )
                         image_id = image.id
                     except DetectionFailed as error:
                         outcome.detection_failed += 1
