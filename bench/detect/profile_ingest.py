@@ -64,8 +64,10 @@ class TimedDetector:
     def __init__(self, inner: Any, timings: Timings) -> None:
         self._inner, self._timings = inner, timings
 
-    async def detect(self, image: bytes) -> Any:
-        return await _timed(self._timings, "detector.detect (await)", self._inner.detect(image))
+    async def detect(self, image: bytes, thresholds: Any = None) -> Any:
+        return await _timed(
+            self._timings, "detector.detect (await)", self._inner.detect(image, thresholds)
+        )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

@@ -34,7 +34,7 @@ STAGES = (
     ("imagetag.adapters.detectors.yolo_torch", "", "decode_bgr", "decode", False),
     ("imagetag.adapters.detectors.yolo_torch", "UltralyticsYoloDetector", "_predict", "predict",
      False),
-    ("imagetag.adapters.sqla.repository", "SqlImageRepository", "add", "add", True),
+    ("imagetag.adapters.sqla.repository_images", "SqlImageRepository", "add", "add", True),
     ("imagetag.adapters.sqla.unit_of_work", "SqlUnitOfWork", "commit", "commit", True),
 )  # fmt: skip
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -43,7 +44,8 @@ SEGMENTS = (
     ("decode (OpenCV)", "decode+", "decode-"),
     ("YOLO.predict", "predict+", "predict-"),
     ("results, hop back to the loop", "predict-", "add+"),
-    ("INSERT (ORM, aiosqlite)", "add+", "add-"),
+    ("INSERT image (ORM, aiosqlite)", "add+", "add-"),
+    ("audit, run, tags, idempotency", "add-", "commit+"),
     ("COMMIT", "commit+", "commit-"),
     ("close, label, answer", "commit-", "send"),
     ("whole request", "request", "send"),
@@ -68,7 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.copy(HERE / "trace_hooks.py", hooks / "sitecustomize.py")
         trace = workdir / "trace.json"
         env = offline_env(workdir) | extra
-        env |= {"PYTHONPATH": str(hooks), "IMAGETAG_TRACE_FILE": str(trace)}
+        # Hooks first, then whatever the caller had: a worktree's src/ stays what is served.
+        python_path = os.pathsep.join(filter(None, (str(hooks), env.get("PYTHONPATH"))))
+        env |= {"PYTHONPATH": python_path, "IMAGETAG_TRACE_FILE": str(trace)}
         with _serving(0, workdir, env, checkpoint, images, load) as run_images:
             run_images(list(range(WARM_UP)))
             load.wait_for_quiet()
