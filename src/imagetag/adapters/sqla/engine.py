@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Dialect, event
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from imagetag.adapters.sqla import sqlite_driver
 
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 # SQLSTATEs of a server that is away rather than of a statement that is wrong: connection
@@ -56,6 +58,7 @@ def create_engine(url: str) -> AsyncEngine:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "do_connect", _connect_one_hop)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine
     engine = create_async_engine(
@@ -100,6 +103,14 @@ def _server_unavailable(error: BaseException | None) -> bool:
             return True
         error = error.__cause__
     return False
+
+
+def _connect_one_hop(
+    _dialect: Dialect, _record: ConnectionPoolEntry, _args: list[Any], parameters: dict[str, Any]
+) -> None:
+    # SQLAlchemy's aiosqlite adapter opens the connection with this function instead of
+    # aiosqlite.connect, with the same arguments: one thread hop per statement, not four.
+    parameters["async_creator_fn"] = sqlite_driver.connect
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
