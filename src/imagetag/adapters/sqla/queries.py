@@ -32,15 +32,17 @@ from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
 from imagetag.adapters.sqla.mapping import IMAGE_COLUMNS, RUN_COLUMNS, TAG_COLUMNS
-from imagetag.adapters.sqla.tables import AuditEventRow, DetectionRunRow, ImageRow, TagRow
+from imagetag.adapters.sqla.tables import AuditEventRow, Base, DetectionRunRow, ImageRow, TagRow
 from imagetag.domain.audit import AuditQuery
 from imagetag.domain.search import Match, SearchQuery
 from imagetag.domain.tags import TagSource
 
-images = ImageRow.__table__
-tags = TagRow.__table__
-runs = DetectionRunRow.__table__
-audit_events = AuditEventRow.__table__
+# Through the metadata, typed as Tables (``__table__`` is typed as any FromClause): the
+# repositories insert into and update them too.
+images = Base.metadata.tables[ImageRow.__tablename__]
+tags = Base.metadata.tables[TagRow.__tablename__]
+runs = Base.metadata.tables[DetectionRunRow.__tablename__]
+audit_events = Base.metadata.tables[AuditEventRow.__tablename__]
 
 LIVE_IMAGE = images.c.deleted_at.is_(None)
 

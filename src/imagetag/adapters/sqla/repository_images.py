@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import CursorResult, insert, select, update
+from sqlalchemy import CursorResult, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagetag.adapters.sqla.mapping import (
@@ -14,12 +14,22 @@ from imagetag.adapters.sqla.mapping import (
     model_tag_values,
     run_values,
 )
-from imagetag.adapters.sqla.queries import GET_IMAGE, search_statement
-from imagetag.adapters.sqla.tables import DetectionRunRow, ImageRow, TagRow
+from imagetag.adapters.sqla.queries import GET_IMAGE, images, runs, search_statement, tags
+from imagetag.adapters.sqla.tables import ImageRow
 from imagetag.domain.errors import ImageNotFound
 from imagetag.domain.images import DetectionRun, Image, NewImage
 from imagetag.domain.principals import Actor
 from imagetag.domain.search import SearchQuery
+
+# The writes of an ingest as Core statements built once, parameters passed at execution:
+# building an ORM-enabled statement with .values() per call (coercing every value and
+# computing its cache key) cost more than SQLite took to run it.
+_INSERT_IMAGE = insert(images).returning(images.c.id)
+_INSERT_RUN = insert(runs).returning(runs.c.id)
+_INSERT_TAGS = insert(tags)
+_RECORD_LATEST_RUN = update(images).where(
+    images.c.id == bindparam("live_image_id"), images.c.deleted_at.is_(None)
+)
 
 
 class SqlImageRepository:
@@ -27,10 +37,8 @@ class SqlImageRepository:
         self._session = session
 
     async def add(self, image: NewImage) -> Image:
-        image_id: int | None = await self._session.scalar(
-            insert(ImageRow).values(image_values(image)).returning(ImageRow.id)
-        )
-        assert image_id is not None
+        result = await self._session.execute(_INSERT_IMAGE, image_values(image))
+        image_id: int = result.scalar_one()
         run_id = None
         if image.detection is not None:
             run_id = await self._insert_run(image_id, image.detection)
@@ -64,9 +72,16 @@ class SqlImageRepository:
         )
 
     async def add_detection_run(self, image_id: int, run: DetectionRun) -> int:
-        if not await self._update_live(
-            image_id, detection_status=run.status.value, detection_error=run.error
-        ):
+        result = await self._session.execute(
+            _RECORD_LATEST_RUN,
+            {
+                "live_image_id": image_id,
+                "detection_status": run.status.value,
+                "detection_error": run.error,
+            },
+        )
+        assert isinstance(result, CursorResult)
+        if not result.rowcount:
             raise ImageNotFound(image_id)
         return await self._insert_run(image_id, run)
 
@@ -80,12 +95,10 @@ class SqlImageRepository:
         return bool(result.rowcount)
 
     async def _insert_run(self, image_id: int, run: DetectionRun) -> int:
-        run_id: int | None = await self._session.scalar(
-            insert(DetectionRunRow).values(run_values(image_id, run)).returning(DetectionRunRow.id)
-        )
-        assert run_id is not None
+        result = await self._session.execute(_INSERT_RUN, run_values(image_id, run))
+        run_id: int = result.scalar_one()
         tag_rows = model_tag_values(image_id, run_id, run)
         if tag_rows:
             # One batch, inserted in order: tag ids follow the detector's order.
-            await self._session.execute(insert(TagRow), tag_rows)
+            await self._session.execute(_INSERT_TAGS, tag_rows)
         return run_id
