@@ -640,6 +640,41 @@ async def test_api_keys_are_found_by_hash_while_active_and_names_are_unique_amon
     ]
 
 
+async def test_the_audit_log_lists_events_appended_earlier_in_the_same_unit_of_work(
+    unit_of_work: UnitOfWorkFactory,
+) -> None:
+    async with unit_of_work() as uow:
+        await uow.audit.append(event(AuditEventType.KEY_CREATED))
+        await uow.audit.append(event(AuditEventType.TAG_ADDED, image_id=7))
+        listed = await uow.audit.list(AuditQuery(), limit=10)
+        assert [item.type for item in listed] == [
+            AuditEventType.TAG_ADDED,
+            AuditEventType.KEY_CREATED,
+        ]
+        await uow.audit.append(event(AuditEventType.TAG_REMOVED, image_id=7))
+        await uow.commit()
+    async with unit_of_work() as uow:
+        listed = await uow.audit.list(AuditQuery(), limit=10)
+    assert [item.type for item in listed] == [
+        AuditEventType.TAG_REMOVED,
+        AuditEventType.TAG_ADDED,
+        AuditEventType.KEY_CREATED,
+    ]
+
+
+async def test_audit_events_appended_before_a_rollback_are_not_written(
+    unit_of_work: UnitOfWorkFactory,
+) -> None:
+    async with unit_of_work() as uow:
+        await uow.audit.append(event(AuditEventType.KEY_CREATED))
+        await uow.rollback()
+        await uow.audit.append(event(AuditEventType.TAG_ADDED, image_id=7))
+        await uow.commit()
+    async with unit_of_work() as uow:
+        listed = await uow.audit.list(AuditQuery(), limit=10)
+    assert [item.type for item in listed] == [AuditEventType.TAG_ADDED]
+
+
 # --- Transactions and the point reader ---------------------------------------------------
 
 

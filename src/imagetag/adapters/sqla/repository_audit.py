@@ -10,19 +10,37 @@ from collections.abc import Sequence
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imagetag.adapters.sqla.mapping import audit_event_from_values, audit_values
-from imagetag.adapters.sqla.queries import audit_statement
-from imagetag.adapters.sqla.tables import AuditEventRow
+from imagetag.adapters.sqla.mapping import Values, audit_event_from_values, audit_values
+from imagetag.adapters.sqla.queries import audit_events, audit_statement
 from imagetag.domain.audit import AuditEvent, AuditQuery
+
+# Built once; the values come with each execution (see repository_images).
+_APPEND = insert(audit_events)
 
 
 class SqlAuditLog:
+    """Events appended in a unit of work are written together, in order, when it commits
+    (or before a read): one statement for an ingest's two events instead of two."""
+
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        self._pending: list[Values] = []
 
     async def append(self, event: AuditEvent) -> None:
-        await self._session.execute(insert(AuditEventRow).values(audit_values(event)))
+        self._pending.append(audit_values(event))
+
+    async def flush(self) -> None:
+        """Write the events appended since the last flush; the unit of work's commit
+        calls this."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            await self._session.execute(_APPEND, pending)
+
+    def discard(self) -> None:
+        """Drop the events not written yet; the unit of work's rollback calls this."""
+        self._pending = []
 
     async def list(self, query: AuditQuery, *, limit: int) -> Sequence[AuditEvent]:
+        await self.flush()
         result = await self._session.execute(audit_statement(query, limit))
         return [audit_event_from_values(row) for row in result.mappings()]

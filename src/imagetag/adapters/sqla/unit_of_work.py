@@ -48,10 +48,12 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         assert self._session is not None
+        await self.audit.flush()
         await self._session.commit()
 
     async def rollback(self) -> None:
         assert self._session is not None
+        self.audit.discard()
         await self._session.rollback()
 
 
