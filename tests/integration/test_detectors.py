@@ -254,6 +254,33 @@ async def test_opencv_takes_a_confidence_threshold_but_has_no_iou(
         await opencv_detector.detect(image, Thresholds(iou=0.5))
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+async def test_a_big_jpeg_read_at_reduced_scale_gives_the_findings_of_its_full_pixels(
+    ultralytics_config_dir: Path, onnx_detector: OnnxYoloDetector, backend: str
+) -> None:
+    # zidane.jpg is 1280x720: read at half scale, its long side is the model's 640. The
+    # same pixels as a PNG are read whole and shrunk by the letterbox instead.
+    photo = image_bytes("zidane.jpg")
+    with Image.open(io.BytesIO(photo)) as opened:
+        full_size = io.BytesIO()
+        opened.save(full_size, "PNG")
+    detector: ThreadedDetector[typing.Any] = (
+        onnx_detector
+        if backend == "onnx"
+        else UltralyticsYoloDetector(fall_weights_pt(), config_dir=ultralytics_config_dir)
+    )
+    try:
+        reduced = await detector.detect(photo)
+        whole = await detector.detect(full_size.getvalue())
+    finally:
+        if detector is not onnx_detector:
+            detector.close()
+
+    assert sum(found.name == "normal" for found in reduced) >= MIN_NORMAL["zidane.jpg"]
+    assert_same_findings(reduced, whole)
+
+
 async def test_exif_orientation_is_applied_before_detecting(
     onnx_detector: OnnxYoloDetector,
 ) -> None:

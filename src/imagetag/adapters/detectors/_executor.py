@@ -152,18 +152,79 @@ def decode_rgb(data: bytes, *, max_side: int | None = None) -> RgbImage:
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def decode_bgr(data: bytes) -> RgbImage:
+def decode_bgr(data: bytes, *, min_long_side: int | None = None) -> RgbImage:
     """Decode image bytes to BGR pixels (OpenCV's order), upright by their EXIF orientation.
 
     OpenCV decodes JPEG and PNG straight into one array and applies the orientation tag
     itself, several times cheaper than Pillow's decode, transpose and convert copies (see
     bench/detect). Formats OpenCV cannot read, and damaged data, go through Pillow, which
     also gives the clearer error.
+
+    With ``min_long_side`` (a model's input size), a JPEG big enough decodes at 1/2, 1/4 or
+    1/8 scale (libjpeg's DCT scaling: a fraction of the work) as long as its long side stays
+    at least that long: the model's letterbox would shrink it that far or further anyway, so
+    only detail it would throw away is skipped. The long side does not depend on the EXIF
+    orientation, which OpenCV applies at every scale.
     """
-    pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    flags = cv2.IMREAD_COLOR
+    if min_long_side is not None:
+        flags = _reduced_jpeg_read(data, min_long_side)
+    pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     if pixels is not None:
         return pixels.astype(np.uint8, copy=False)
     return cv2.cvtColor(decode_rgb(data), cv2.COLOR_RGB2BGR).astype(np.uint8, copy=False)
+
+
+# Largest first: the smallest decode that still covers the model's input.
+_REDUCED_READS = (
+    (8, cv2.IMREAD_REDUCED_COLOR_8),
+    (4, cv2.IMREAD_REDUCED_COLOR_4),
+    (2, cv2.IMREAD_REDUCED_COLOR_2),
+)
+# Start-of-frame markers, which carry the size: SOF0-SOF15 but DHT, JPG and DAC.
+_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Markers with no length after them: TEM and the restart markers RST0-RST7.
+_BARE_MARKERS = frozenset((0x01, *range(0xD0, 0xD8)))
+
+
+def _reduced_jpeg_read(data: bytes, min_long_side: int) -> int:
+    """The ``cv2.imdecode`` flags that decode ``data`` as small as ``min_long_side`` allows."""
+    size = jpeg_size(data)
+    if size is not None:
+        long_side = max(size)
+        for factor, flags in _REDUCED_READS:
+            # libjpeg rounds a scaled dimension up.
+            if -(-long_side // factor) >= min_long_side:
+                return flags
+    return cv2.IMREAD_COLOR
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height in a JPEG's frame header (as stored, before EXIF orientation);
+    None when ``data`` is no JPEG or its header cannot be read."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    offset, end = 2, len(data)
+    while offset + 4 <= end:
+        if data[offset] != 0xFF:
+            return None
+        marker = data[offset + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            offset += 1
+            continue
+        if marker in _BARE_MARKERS:
+            offset += 2
+            continue
+        if marker in _FRAME_MARKERS:
+            if offset + 9 > end:
+                return None
+            height = int.from_bytes(data[offset + 5 : offset + 7], "big")
+            width = int.from_bytes(data[offset + 7 : offset + 9], "big")
+            return (width, height) if width and height else None
+        if marker == 0xDA:  # scan data before any frame header: not a JPEG we can size
+            return None
+        offset += 2 + int.from_bytes(data[offset + 2 : offset + 4], "big")
+    return None
 
 
 def file_sha256(path: Path) -> str:

@@ -145,7 +145,10 @@ class OnnxYoloDetector(ThreadedDetector[_OnnxModel]):
     def _detect_sync(self, model: _OnnxModel, image: bytes, info: DetectorInfo) -> list[Detection]:
         confidence = info.confidence_threshold if info.confidence_threshold is not None else 0.0
         iou = info.iou_threshold if info.iou_threshold is not None else self._iou
-        rgb = cv2.cvtColor(decode_bgr(image), cv2.COLOR_BGR2RGB).astype(np.uint8, copy=False)
+        # The letterbox shrinks an image whose long side reaches the input's: a big JPEG
+        # need not be decoded at full size for that.
+        bgr = decode_bgr(image, min_long_side=max(model.height, model.width))
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.uint8, copy=False)
         height, width = rgb.shape[:2]
         tensor, fit = _letterbox(rgb, model.height, model.width)
         output = _run(model, tensor.astype(model.input_dtype, copy=False))

@@ -201,8 +201,9 @@ class UltralyticsYoloDetector(ThreadedDetector["YOLO"]):
         return result
 
     def _detect_sync(self, model: YOLO, image: bytes, info: DetectorInfo) -> list[Detection]:
-        # Ultralytics takes arrays in OpenCV's BGR order.
-        bgr = decode_bgr(image)
+        # Ultralytics takes arrays in OpenCV's BGR order. Its letterbox fits the long side
+        # into image_size: a big JPEG need not be decoded at full size for that.
+        bgr = decode_bgr(image, min_long_side=self._image_size)
         height, width = bgr.shape[:2]
         boxes = self._predict(model, bgr, info).boxes
         if boxes is None:
