@@ -393,8 +393,13 @@ def _checked_digest(sha256: str) -> str:
     return sha256
 
 
+CORRUPT = b"<corrupt>"
+
+
 class FakeImageInspector:
-    """Accepts bytes that start with ``magic`` and reports the same facts for all of them."""
+    """Accepts bytes that start with ``magic`` and reports the same facts for all of them;
+    bytes that contain ``CORRUPT`` pass ``inspect`` (the header is fine) and fail
+    ``verify``, as a truncated or damaged image does."""
 
     def __init__(
         self,
@@ -404,12 +409,21 @@ class FakeImageInspector:
     ) -> None:
         self.facts = facts if facts is not None else ImageFacts("image/png", 640, 480)
         self.magic = magic
+        self.verified: list[bytes] = []
 
     def inspect(self, source: IO[bytes]) -> ImageFacts:
         source.seek(0)
         if source.read(len(self.magic)) != self.magic:
             raise UnsupportedImage("not an image of a supported format")
         return self.facts
+
+    def verify(self, source: IO[bytes]) -> None:
+        source.seek(0)
+        # In chunks, as the real inspector reads.
+        data = b"".join(iter(lambda: source.read(1024 * 1024), b""))
+        self.verified.append(data)
+        if CORRUPT in data:
+            raise UnsupportedImage("the image is corrupt or truncated")
 
 
 class FakeFetcher:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from host_load import HostLoad
 from sqlalchemy import event
@@ -56,12 +57,15 @@ PRINCIPAL = Principal(Actor("bench", "bench-write"), Role.TAGGER)
 
 
 class InstantInspector:
-    def inspect(self, data: bytes) -> ImageFacts:
+    def inspect(self, source: IO[bytes]) -> ImageFacts:
         return ImageFacts("image/jpeg", 1280, 720)
+
+    def verify(self, source: IO[bytes]) -> None:
+        return None
 
 
 class NullBlobStore:
-    async def put(self, sha256: str, data: bytes) -> None:
+    async def put(self, sha256: str, source: IO[bytes]) -> None:
         return None
 
     async def get(self, sha256: str) -> bytes:

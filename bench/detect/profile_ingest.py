@@ -46,6 +46,13 @@ class TimedInspector:
         finally:
             self._timings["inspect (Pillow, worker thread)"].append(time.perf_counter() - began)
 
+    def verify(self, source: Any) -> None:
+        began = time.perf_counter()
+        try:
+            self._inner.verify(source)
+        finally:
+            self._timings["verify (Pillow, worker thread)"].append(time.perf_counter() - began)
+
 
 class TimedBlobs:
     def __init__(self, inner: Any, timings: Timings) -> None:

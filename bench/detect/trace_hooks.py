@@ -30,6 +30,8 @@ STAGES = (
     ("imagetag.entrypoints.http.routes_images", "", "_read_ingest_request", "form", True),
     ("imagetag.adapters.image_inspector_pillow", "PillowImageInspector", "inspect", "inspect",
      False),
+    ("imagetag.adapters.image_inspector_pillow", "PillowImageInspector", "verify", "verify",
+     False),
     ("imagetag.adapters.blobs_fs", "FileSystemBlobStore", "_put", "put", False),
     ("imagetag.adapters.detectors.yolo_torch", "", "decode_bgr", "decode", False),
     ("imagetag.adapters.detectors.yolo_torch", "UltralyticsYoloDetector", "_predict", "predict",

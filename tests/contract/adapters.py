@@ -37,6 +37,7 @@ from imagetag.ports.images import ImageInspector
 from imagetag.ports.repository import ImageReader, UnitOfWorkFactory
 from imagetag.services.keys import SYSTEM, KeyService
 from tests.fakes import (
+    CORRUPT,
     FAKE_DETECTOR_INFO,
     FakeBlobStore,
     FakeDetector,
@@ -148,6 +149,8 @@ class InspectorCase:
     inspector: ImageInspector
     image: bytes
     facts: ImageFacts
+    # The same image damaged: its header reads, its pixels do not.
+    damaged: bytes
 
 
 def png(width: int, height: int) -> bytes:
@@ -160,12 +163,16 @@ SMALL_PNG_FACTS = ImageFacts("image/png", 48, 32)
 
 
 def fake_inspector() -> InspectorCase:
-    return InspectorCase(FakeImageInspector(SMALL_PNG_FACTS), png(48, 32), SMALL_PNG_FACTS)
+    image = png(48, 32)
+    return InspectorCase(
+        FakeImageInspector(SMALL_PNG_FACTS), image, SMALL_PNG_FACTS, image + CORRUPT
+    )
 
 
 def pillow_inspector() -> InspectorCase:
     inspector = PillowImageInspector(max_pixels=10_000)
-    return InspectorCase(inspector, png(48, 32), SMALL_PNG_FACTS)
+    image = png(48, 32)
+    return InspectorCase(inspector, image, SMALL_PNG_FACTS, image[: len(image) // 2])
 
 
 INSPECTORS: dict[str, tuple[Callable[[], InspectorCase], Marks]] = {

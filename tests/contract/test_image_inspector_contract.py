@@ -22,3 +22,16 @@ def test_bytes_that_are_no_image_are_unsupported(
 ) -> None:
     with pytest.raises(UnsupportedImage):
         inspector_case.inspector.inspect(io.BytesIO(data))
+
+
+def test_a_real_image_verifies(inspector_case: InspectorCase) -> None:
+    inspector_case.inspector.verify(io.BytesIO(inspector_case.image))
+
+
+def test_a_damaged_image_passes_the_header_check_and_fails_verification(
+    inspector_case: InspectorCase,
+) -> None:
+    damaged = io.BytesIO(inspector_case.damaged)
+    assert inspector_case.inspector.inspect(damaged) == inspector_case.facts
+    with pytest.raises(UnsupportedImage):
+        inspector_case.inspector.verify(damaged)

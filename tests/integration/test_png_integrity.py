@@ -173,5 +173,6 @@ def test_the_inspector_refuses_a_damaged_png_with_a_reason() -> None:
     data = bytearray(png_of(noise("RGB", (30, 30))))
     data[len(data) // 2] ^= 0xFF
     inspector = PillowImageInspector(max_pixels=10_000)
+    inspector.inspect(io.BytesIO(bytes(data)))  # the header is intact
     with pytest.raises(UnsupportedImage, match="corrupt or truncated"):
-        inspector.inspect(io.BytesIO(bytes(data)))
+        inspector.verify(io.BytesIO(bytes(data)))

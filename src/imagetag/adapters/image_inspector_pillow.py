@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import IO
 
 from PIL import Image, UnidentifiedImageError
+from PIL.ImageFile import ImageFile
 
 from imagetag.adapters.png_integrity import PngDefect, check_png
 from imagetag.domain.errors import ImageTooLarge, UnsupportedImage
@@ -20,36 +23,57 @@ class PillowImageInspector:
         self._formats = tuple(name.upper() for name in formats)
 
     def inspect(self, source: IO[bytes]) -> ImageFacts:
+        with self._opened(source) as image:
+            width, height = image.size
+            if width * height > self._max_pixels:
+                raise ImageTooLarge(
+                    f"image is {width}x{height} pixels; the limit is {self._max_pixels} pixels"
+                )
+            media_type = image.get_format_mimetype() or "application/octet-stream"
+        return ImageFacts(media_type=media_type, width=width, height=height)
+
+    def verify(self, source: IO[bytes]) -> None:
+        # Decoding catches truncated and corrupt files that a header-only read would
+        # accept. JPEG decodes at 1/8 scale: every byte is still read and checked, for half
+        # the time (bench/detect) and 1/64 of the pixels. PNG is checked chunk by chunk
+        # without its pixels (bench/memory).
+        with self._opened(source) as image:
+            if image.format == "PNG":
+                source.seek(0)
+                _reading(check_png, source)
+                return
+            if image.format == "JPEG":
+                width, height = image.size
+                image.draft(image.mode, (max(width // 8, 1), max(height // 8, 1)))
+            _reading(image.load)
+
+    @contextmanager
+    def _opened(self, source: IO[bytes]) -> Iterator[ImageFile]:
+        """The image opened from its header, or the refusal as our own error."""
         allowed = ", ".join(self._formats)
+        source.seek(0)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                source.seek(0)
-                with Image.open(source, formats=list(self._formats)) as image:
-                    width, height = image.size
-                    if width * height > self._max_pixels:
-                        raise ImageTooLarge(
-                            f"image is {width}x{height} pixels; the limit is "
-                            f"{self._max_pixels} pixels"
-                        )
-                    media_type = image.get_format_mimetype() or "application/octet-stream"
-                    # Decoding catches truncated and corrupt files that a header-only read
-                    # would accept. JPEG decodes at 1/8 scale: every byte is still read and
-                    # checked, for half the time (bench/detect) and 1/64 of the pixels.
-                    # PNG is checked chunk by chunk without its pixels (bench/memory).
-                    if image.format == "PNG":
-                        source.seek(0)
-                        check_png(source)
-                    else:
-                        if image.format == "JPEG":
-                            image.draft(image.mode, (max(width // 8, 1), max(height // 8, 1)))
-                        image.load()
+                image = Image.open(source, formats=list(self._formats))
         except (Image.DecompressionBombWarning, Image.DecompressionBombError):
             raise ImageTooLarge("image has too many pixels to decode safely") from None
         except UnidentifiedImageError:
             raise UnsupportedImage(
                 f"the data is not an image in a supported format ({allowed})"
             ) from None
-        except (OSError, SyntaxError, ValueError, PngDefect) as error:
+        except (OSError, SyntaxError, ValueError) as error:
             raise UnsupportedImage(f"the image is corrupt or truncated: {error}") from None
-        return ImageFacts(media_type=media_type, width=width, height=height)
+        with image:
+            yield image
+
+
+def _reading(decode: Callable[..., object], *arguments: object) -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            decode(*arguments)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ImageTooLarge("image has too many pixels to decode safely") from None
+    except (OSError, SyntaxError, ValueError, PngDefect) as error:
+        raise UnsupportedImage(f"the image is corrupt or truncated: {error}") from None

@@ -8,13 +8,20 @@ from imagetag.domain.images import ImageFacts
 
 
 class ImageInspector(Protocol):
-    def inspect(self, source: IO[bytes]) -> ImageFacts:
-        """Sniff format and size from the bytes themselves: the whole of ``source``, a
-        seekable binary file read from its start. A blocking call, for a worker thread.
+    """Both calls read the whole of ``source``, a seekable binary file, from its start,
+    and block: they are for a worker thread."""
 
-        Checks that the whole image decodes without holding more of it in memory than a
-        bounded window where the format allows (JPEG, PNG). Raises ``UnsupportedImage``
-        for non-image, corrupt or truncated data and ``ImageTooLarge`` beyond the pixel
-        limit.
+    def inspect(self, source: IO[bytes]) -> ImageFacts:
+        """Format and size from the header of the bytes themselves (never a file name or
+        a Content-Type), cheaply. Raises ``UnsupportedImage`` for what is no image in an
+        allowed format and ``ImageTooLarge`` beyond the pixel limit, before any pixel is
+        decoded.
+        """
+        ...
+
+    def verify(self, source: IO[bytes]) -> None:
+        """Check that an image ``inspect`` accepted decodes whole, holding no more of it
+        in memory than a bounded window where the format allows (JPEG, PNG). Raises
+        ``UnsupportedImage`` for corrupt or truncated data.
         """
         ...

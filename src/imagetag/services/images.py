@@ -82,6 +82,7 @@ class _Accepted:
 
     content: UploadedBytes | UploadedFile
     source: str | None
+    source_is_url: bool
     sha256: str
     size: int
     facts: ImageFacts
@@ -97,6 +98,10 @@ class _Accepted:
         file = self.content.file
         file.seek(0)
         return await asyncio.to_thread(file.read)
+
+
+def _not_an_image_at_url(error: UnsupportedImage) -> UrlFetchFailed:
+    return UrlFetchFailed(f"the URL did not answer with an image: {error}")
 
 
 def _open(content: UploadedBytes | UploadedFile) -> IO[bytes]:
@@ -171,7 +176,7 @@ class ImageService:
         pending = (
             content
             if isinstance(content, RemoteUrl)
-            else await self._accept(content, into_memory=request.detect)
+            else await self._accept(content, for_detection=request.detect)
         )
         if key is None:
             return await self._ingest(request, pending, principal, given_label, None)
@@ -198,7 +203,11 @@ class ImageService:
         given_label: str | None,
         remembered: IdempotencyRecord | None,
     ) -> Image:
-        accepted = pending if isinstance(pending, _Accepted) else await self._fetch(pending)
+        accepted = (
+            pending
+            if isinstance(pending, _Accepted)
+            else await self._fetch(pending, for_detection=request.detect)
+        )
         sha256 = accepted.sha256
         if self._duplicates is DuplicatePolicy.REUSE:
             async with self._unit_of_work() as uow:
@@ -215,9 +224,7 @@ class ImageService:
             # The detector decodes the whole image anyway; the blob store reads its own
             # file object, so the two never share a read position.
             data = await accepted.read()
-            # Writing (and syncing) the blob waits on the disk while the model computes.
-            _, (run, failure) = await asyncio.gather(
-                self._blobs.put(sha256, io.BytesIO(data)),
+            detection = asyncio.ensure_future(
                 run_detector(
                     self._detector,
                     data,
@@ -225,7 +232,18 @@ class ImageService:
                     self._clock.now(),
                     image_ref=sha256[:12],
                     time_limit=self._detect_timeout,
-                ),
+                )
+            )
+            # The check that the image decodes whole runs beside the detector's own decode
+            # instead of before it (bench/detect); nothing is stored until it passes.
+            try:
+                await self._verify(data, from_url=accepted.source_is_url)
+            except BaseException:
+                detection.cancel()
+                raise
+            # Writing (and syncing) the blob waits on the disk while the model computes.
+            _, (run, failure) = await asyncio.gather(
+                self._blobs.put(sha256, io.BytesIO(data)), detection
             )
         else:
             await self._blobs.put(sha256, accepted.open())
@@ -264,22 +282,29 @@ class ImageService:
     async def _accept(
         self,
         content: UploadedBytes | UploadedFile,
-        source: str | None = None,
+        url: str | None = None,
         *,
-        into_memory: bool = False,
+        for_detection: bool = False,
     ) -> _Accepted:
-        """Size, digest and facts of upload bytes, or the error that refuses them; the
-        source is the URL they came from, else the upload's file name. ``into_memory``
-        reads a file whole (up to the size limit) in the same hop, for the detector."""
+        """Size, digest and facts of upload bytes, or the error that refuses them; ``url``
+        is where they came from, if not an upload. ``for_detection`` reads a file whole (up
+        to the size limit) in the same hop and leaves the decode check to ``_verify``,
+        which runs beside the detector."""
         # One hop off the event loop: hashing and inspecting megabytes would block it.
-        source = source or content.filename or None
-        return await asyncio.to_thread(self._accept_blocking, content, source, into_memory)
+        source = url or content.filename or None
+        return await asyncio.to_thread(
+            self._accept_blocking, content, source, url is not None, for_detection
+        )
 
     def _accept_blocking(
-        self, content: UploadedBytes | UploadedFile, source: str | None, into_memory: bool
+        self,
+        content: UploadedBytes | UploadedFile,
+        source: str | None,
+        from_url: bool,
+        for_detection: bool,
     ) -> _Accepted:
         size_known = isinstance(content, UploadedBytes)
-        if into_memory and isinstance(content, UploadedFile):
+        if for_detection and isinstance(content, UploadedFile):
             content.file.seek(0)
             content = UploadedBytes(content.file.read(self._max_image_bytes + 1), content.filename)
         if isinstance(content, UploadedBytes):
@@ -293,7 +318,9 @@ class ImageService:
             whole = f"{size} bytes" if size_known else "larger"
             raise ImageTooLarge(f"image is {whole}; the limit is {self._max_image_bytes} bytes")
         facts = self._inspector.inspect(_open(content))
-        return _Accepted(content, source, sha256, size, facts)
+        if not for_detection:
+            self._inspector.verify(_open(content))
+        return _Accepted(content, source, from_url, sha256, size, facts)
 
     def _hash_file(self, file: IO[bytes]) -> tuple[int, str]:
         """Size and sha256 of a file, read in chunks; stops once past the size limit."""
@@ -305,12 +332,22 @@ class ImageService:
             digest.update(chunk)
         return size, digest.hexdigest()
 
-    async def _fetch(self, remote: RemoteUrl) -> _Accepted:
+    async def _fetch(self, remote: RemoteUrl, *, for_detection: bool) -> _Accepted:
         fetched = await self._fetcher.fetch(remote.url)
         try:
-            return await self._accept(UploadedBytes(fetched.data), remote.url)
+            return await self._accept(
+                UploadedBytes(fetched.data), remote.url, for_detection=for_detection
+            )
         except UnsupportedImage as error:
-            raise UrlFetchFailed(f"the URL did not answer with an image: {error}") from None
+            raise _not_an_image_at_url(error) from None
+
+    async def _verify(self, data: bytes, *, from_url: bool) -> None:
+        try:
+            await asyncio.to_thread(self._inspector.verify, io.BytesIO(data))
+        except UnsupportedImage as error:
+            if from_url:
+                raise _not_an_image_at_url(error) from None
+            raise
 
     async def _replay(self, user: str, key: str, fingerprint: str) -> Image | None:
         """The image an earlier request with this key stored, or None if there was none."""

@@ -46,11 +46,17 @@ def detector() -> FakeDetector:
 
 
 @pytest.fixture
+def inspector() -> FakeImageInspector:
+    return FakeImageInspector(FACTS)
+
+
+@pytest.fixture
 def make_images(
     unit_of_work: FakeUnitOfWorkFactory,
     blobs: FakeBlobStore,
     fetcher: FakeFetcher,
     detector: FakeDetector,
+    inspector: FakeImageInspector,
     clock: TickingClock,
 ) -> Callable[..., ImageService]:
     """Builds the service over the shared fakes; keyword options override its settings."""
@@ -60,7 +66,7 @@ def make_images(
             unit_of_work=unit_of_work,
             reader=FakeImageReader(unit_of_work.storage),
             blobs=blobs,
-            inspector=FakeImageInspector(FACTS),
+            inspector=inspector,
             fetcher=fetcher,
             detector=detector,
             clock=clock,

@@ -32,6 +32,7 @@ from imagetag.services.images import (
 from tests.fakes import (
     ALICE,
     BOB,
+    CORRUPT,
     EPOCH,
     FAKE_DETECTOR_INFO,
     PNG_MAGIC,
@@ -39,6 +40,7 @@ from tests.fakes import (
     FakeBlobStore,
     FakeDetector,
     FakeFetcher,
+    FakeImageInspector,
     FakeUnitOfWorkFactory,
     detection,
 )
@@ -829,3 +831,47 @@ async def test_a_retried_file_upload_with_the_same_key_returns_the_first_image(
 
     assert again.id == first.id == as_bytes.id
     assert len(unit_of_work.committed_images) == 1
+
+
+# The check that an image decodes whole: before storing, beside the detector when it runs.
+
+
+@pytest.mark.parametrize("detect", [False, True])
+async def test_an_image_that_does_not_decode_is_refused_and_nothing_is_stored(
+    images: ImageService,
+    unit_of_work: FakeUnitOfWorkFactory,
+    blobs: FakeBlobStore,
+    inspector: FakeImageInspector,
+    detect: bool,
+) -> None:
+    damaged = PNG + CORRUPT
+
+    with pytest.raises(UnsupportedImage, match="corrupt"):
+        await images.ingest(upload(damaged, detect=detect), ALICE)
+
+    assert inspector.verified == [damaged]
+    assert_nothing_stored(unit_of_work, blobs)
+
+
+async def test_a_url_that_answers_with_a_damaged_image_is_refused_while_detecting(
+    images: ImageService,
+    unit_of_work: FakeUnitOfWorkFactory,
+    blobs: FakeBlobStore,
+    fetcher: FakeFetcher,
+) -> None:
+    fetcher.responses[PHOTO_URL] = FetchedContent(PHOTO_URL, PNG + CORRUPT, "image/png")
+
+    with pytest.raises(UrlFetchFailed, match="did not answer with an image"):
+        await images.ingest(IngestRequest(RemoteUrl(PHOTO_URL), detect=True), ALICE)
+
+    assert_nothing_stored(unit_of_work, blobs)
+
+
+@pytest.mark.parametrize("detect", [False, True])
+async def test_every_stored_image_was_verified_once(
+    images: ImageService, inspector: FakeImageInspector, detect: bool
+) -> None:
+    await images.ingest(file_upload(PNG, detect=detect), ALICE)
+    await images.ingest(IngestRequest(RemoteUrl(PHOTO_URL), detect=detect), ALICE)
+
+    assert inspector.verified == [PNG, PNG]
