@@ -247,7 +247,9 @@ async def _ingest(
                     ),
                 )
         else:
-            outcome = await cli_images._ingest_all(service, images, label=None, detect=True)
+            outcome = await cli_images._ingest_all(
+                service, container.tags(), images, label=None, detect=True, tags=()
+            )
             if outcome.stored != len(images):
                 raise SystemExit(f"stored {outcome.stored} of {len(images)} images")
         wall = time.perf_counter() - began
