@@ -74,6 +74,23 @@ def check_tag_names(raw: Iterable[str], *, field: str = "tags") -> tuple[str, ..
     return names
 
 
+# Names seen to be normalised: every tag read back is checked, and a collection has few
+# distinct names, so the check is a set lookup after the first time (bench/read).
+_NORMALISED_NAMES: set[str] = set()
+_MAX_REMEMBERED_NAMES = 50_000
+
+
+def _is_normalised(name: str) -> bool:
+    if name in _NORMALISED_NAMES:
+        return True
+    if not name or name != normalise_object_name(name):
+        return False
+    if len(_NORMALISED_NAMES) >= _MAX_REMEMBERED_NAMES:
+        _NORMALISED_NAMES.clear()
+    _NORMALISED_NAMES.add(name)
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class Tag:
     """A tag on an image with its provenance.
@@ -94,7 +111,7 @@ class Tag:
     run_id: int | None = None
 
     def __post_init__(self) -> None:
-        if not self.name or self.name != normalise_object_name(self.name):
+        if not _is_normalised(self.name):
             raise ValueError(f"tag names are stored normalised, got {self.name!r}")
         if self.added_at.tzinfo is None:
             raise ValueError("added_at must be timezone-aware")
