@@ -27,7 +27,7 @@ from imagetag.entrypoints.http import (
     routes_tags,
 )
 from imagetag.entrypoints.http.auth import bearer_authentication
-from imagetag.entrypoints.http.body_deadline import body_deadline
+from imagetag.entrypoints.http.body_deadline import BODY_TIMEOUT_STATE
 from imagetag.entrypoints.http.dependencies import dependencies_for
 from imagetag.entrypoints.http.lean_get import lean_get
 from imagetag.entrypoints.http.problems import (
@@ -54,11 +54,8 @@ async def _warm_up(warm_up: Callable[[], Awaitable[None]]) -> None:
 
 
 def _middleware(container: Container, settings: Settings) -> list[Middleware]:
-    """The body's time limit, the credential check, then the caller's rate."""
-    chain: list[Middleware] = [
-        body_deadline(settings.body_timeout_seconds),
-        bearer_authentication(container.authenticator()),
-    ]
+    """The credential check, then the caller's rate."""
+    chain: list[Middleware] = [bearer_authentication(container.authenticator())]
     if settings.rate_limit_per_minute:
         limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
         chain.append(rate_limiting(limiter))
@@ -123,7 +120,7 @@ def create_app(container: Container | None = None) -> Litestar:
             Exception: internal_error_handler,
         },
         before_send=[add_security_headers],
-        state=State({"container": container}),
+        state=State({"container": container, BODY_TIMEOUT_STATE: settings.body_timeout_seconds}),
         lifespan=[lifespan],
         request_max_body_size=settings.max_upload_bytes * 4 // 3 + _BODY_OVERHEAD,
         openapi_config=OpenAPIConfig(

@@ -23,6 +23,7 @@ from imagetag.domain.search import (
     encode_cursor,
     parse_search,
 )
+from imagetag.entrypoints.http.body_deadline import limit_body_time
 from imagetag.entrypoints.http.dependencies import Images
 from imagetag.entrypoints.http.guards import TAGGER_ONLY
 from imagetag.entrypoints.http.problems import problem_responses
@@ -97,6 +98,7 @@ class IngestOperation(Operation):
 
 @post(
     "/images",
+    middleware=[limit_body_time],
     guards=TAGGER_ONLY,
     status_code=200,
     operation_class=IngestOperation,
@@ -212,6 +214,7 @@ async def get_image(image_id: FromPath[int], images: Images) -> ImageBody:
 
 @patch(
     "/images/{image_id:int}",
+    middleware=[limit_body_time],
     guards=TAGGER_ONLY,
     summary="Change an image's label (tagger)",
     responses=problem_responses(400, 403, 404, 413),
@@ -263,6 +266,7 @@ class DetectAgainOperation(Operation):
 
 @post(
     "/images/{image_id:int}/detections",
+    middleware=[limit_body_time],
     operation_class=DetectAgainOperation,
     responses=problem_responses(400, 403, 404, 413, 422, 502),
     guards=TAGGER_ONLY,

@@ -10,6 +10,7 @@ from litestar import Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 
 from imagetag.domain.principals import ApiKeyRecord, Principal, parse_role
+from imagetag.entrypoints.http.body_deadline import limit_body_time
 from imagetag.entrypoints.http.dependencies import Keys
 from imagetag.entrypoints.http.guards import ADMIN_ONLY
 from imagetag.entrypoints.http.problems import problem_responses
@@ -63,6 +64,7 @@ async def list_keys(request: Request[Principal, Any, Any], api_keys: Keys) -> li
 
 @post(
     "/keys",
+    middleware=[limit_body_time],
     guards=ADMIN_ONLY,
     status_code=201,
     summary="Issue an API key (admin)",

@@ -8,6 +8,7 @@ from litestar import Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 
 from imagetag.domain.principals import Principal
+from imagetag.entrypoints.http.body_deadline import limit_body_time
 from imagetag.entrypoints.http.dependencies import Tags
 from imagetag.entrypoints.http.guards import TAGGER_ONLY
 from imagetag.entrypoints.http.problems import problem_responses
@@ -34,6 +35,7 @@ async def list_image_tags(image_id: FromPath[int], tagging: Tags) -> ImageTagsBo
 
 @post(
     "/images/{image_id:int}/tags",
+    middleware=[limit_body_time],
     guards=TAGGER_ONLY,
     status_code=200,
     summary="Add human tags (tagger); adding a tag the image has is a no-op",
