@@ -84,6 +84,23 @@ async def test_a_streamed_result_reads_every_row(engine: AsyncEngine) -> None:
         assert [row.id async for row in streamed] == list(range(1, 151))
 
 
+async def test_rows_fetched_one_some_and_all_at_a_time_come_in_order_once(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("INSERT INTO things (name) VALUES (:name)"),
+            [{"name": f"thing {number}"} for number in range(10)],
+        )
+        result = await connection.execute(text("SELECT id FROM things ORDER BY id"))
+        assert result.fetchone() == (1,)
+        assert result.fetchmany(3) == [(2,), (3,), (4,)]
+        assert result.fetchone() == (5,)
+        assert result.fetchall() == [(n,) for n in range(6, 11)]
+        assert result.fetchone() is None
+        assert result.fetchall() == []
+
+
 async def test_a_failing_statement_raises_the_usual_error_and_the_connection_goes_on(
     engine: AsyncEngine,
 ) -> None:

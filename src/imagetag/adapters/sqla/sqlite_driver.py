@@ -95,6 +95,8 @@ class OneHopCursor:
         self.rowcount = -1
         self.lastrowid: int | None = None
         self._rows: list[Row] = []
+        # Rows before this index were fetched: reading one costs no copy of the rest.
+        self._next = 0
 
     async def __aenter__(self) -> Self:
         return self
@@ -114,7 +116,7 @@ class OneHopCursor:
             self.lastrowid,
             rows,
         ) = await self._connection.run_statement(sql, parameters)
-        self._rows = rows
+        self._rows, self._next = rows, 0
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Any]) -> Self:
@@ -124,23 +126,28 @@ class OneHopCursor:
             self.lastrowid,
             rows,
         ) = await self._connection.run_statement(sql, parameters, many=True)
-        self._rows = rows
+        self._rows, self._next = rows, 0
         return self
 
     async def fetchone(self) -> Row | None:
-        return self._rows.pop(0) if self._rows else None
+        if self._next >= len(self._rows):
+            return None
+        self._next += 1
+        return self._rows[self._next - 1]
 
     async def fetchmany(self, size: int | None = None) -> Sequence[Row]:
         count = self.arraysize if size is None else size
-        taken, self._rows = self._rows[:count], self._rows[count:]
+        taken = self._rows[self._next : self._next + count]
+        self._next += len(taken)
         return taken
 
     async def fetchall(self) -> Sequence[Row]:
-        taken, self._rows = self._rows, []
+        taken = self._rows[self._next :] if self._next else self._rows
+        self._rows, self._next = [], 0
         return taken
 
     async def close(self) -> None:
-        self._rows = []
+        self._rows, self._next = [], 0
 
 
 def connect(database: str, **kwargs: Any) -> OneHopConnection:
