@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import itertools
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -383,8 +383,17 @@ class FakeBlobStore:
     async def get(self, sha256: str) -> bytes:
         return self.blobs[_checked_digest(sha256)]
 
+    async def open(self, sha256: str) -> AsyncIterator[bytes]:
+        data = self.blobs[_checked_digest(sha256)]
+        return _in_chunks(data)
+
     async def exists(self, sha256: str) -> bool:
         return _checked_digest(sha256) in self.blobs
+
+
+async def _in_chunks(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), 1024 * 1024):
+        yield data[start : start + 1024 * 1024]
 
 
 def _checked_digest(sha256: str) -> str:

@@ -79,3 +79,31 @@ async def test_a_large_blob_round_trips_byte_for_byte(blob_store: BlobStore) -> 
     await blob_store.put(digest(data), io.BytesIO(data))
 
     assert await blob_store.get(digest(data)) == data
+
+
+async def test_a_blob_opened_streams_its_bytes_in_chunks_of_at_most_a_megabyte(
+    blob_store: BlobStore,
+) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    await blob_store.put(digest(data), io.BytesIO(data))
+
+    chunks = [chunk async for chunk in await blob_store.open(digest(data))]
+
+    assert b"".join(chunks) == data
+    assert all(0 < len(chunk) <= 1024 * 1024 for chunk in chunks)
+
+
+async def test_a_small_blob_opened_streams_whole(blob_store: BlobStore) -> None:
+    data = b"tiny"
+    await blob_store.put(digest(data), io.BytesIO(data))
+
+    assert [chunk async for chunk in await blob_store.open(digest(data))] == [data]
+
+
+async def test_opening_a_missing_digest_raises_key_error_before_any_chunk(
+    blob_store: BlobStore,
+) -> None:
+    with pytest.raises(KeyError):
+        await blob_store.open(digest(b"never stored"))
+    with pytest.raises(ValueError, match="sha256"):
+        await blob_store.open("not a digest")

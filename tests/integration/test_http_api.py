@@ -158,6 +158,8 @@ def test_post_json_base64_stores_the_image_and_records_the_caller(api: httpx.Cli
     content = api.get(body["content_url"])
     assert content.status_code == 200
     assert content.headers["content-type"] == "image/jpeg"
+    assert content.headers["content-length"] == str(ZIDANE.stat().st_size)
+    assert "transfer-encoding" not in content.headers
     assert content.content == ZIDANE.read_bytes()
     assert api.get(f"/images/{body['id']}").json() == body
 

@@ -7,8 +7,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Copied a megabyte at a time: a large upload never sits whole in memory.
@@ -58,6 +59,15 @@ class FileSystemBlobStore:
         except FileNotFoundError:
             raise KeyError(sha256) from None
 
+    async def open(self, sha256: str) -> AsyncIterator[bytes]:
+        path = self.path_for(sha256)
+        try:
+            # Opened and the first chunk read in one hop: most images are one chunk.
+            handle, first = await asyncio.to_thread(_open_and_read, path)
+        except FileNotFoundError:
+            raise KeyError(sha256) from None
+        return _chunks(handle, first)
+
     async def exists(self, sha256: str) -> bool:
         return await asyncio.to_thread(self.path_for(sha256).is_file)
 
@@ -68,3 +78,24 @@ def _sync_directory(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def _open_and_read(path: Path) -> tuple[BinaryIO, bytes]:
+    handle = path.open("rb")
+    try:
+        return handle, handle.read(_CHUNK)
+    except BaseException:
+        handle.close()
+        raise
+
+
+async def _chunks(handle: BinaryIO, first: bytes) -> AsyncIterator[bytes]:
+    try:
+        chunk = first
+        while chunk:
+            yield chunk
+            if len(chunk) < _CHUNK:
+                break
+            chunk = await asyncio.to_thread(handle.read, _CHUNK)
+    finally:
+        handle.close()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+from collections.abc import AsyncIterator
 from typing import IO, Any
 
 import boto3
@@ -137,6 +138,13 @@ class S3BlobStore:
             raise KeyError(sha256)
         return data
 
+    async def open(self, sha256: str) -> AsyncIterator[bytes]:
+        key = self.key_for(sha256)
+        body = await asyncio.to_thread(self._open, key)
+        if body is None:
+            raise KeyError(sha256)
+        return self._chunks(key, body)
+
     async def exists(self, sha256: str) -> bool:
         key = self.key_for(sha256)
         return await asyncio.to_thread(self._exists, key)
@@ -186,6 +194,30 @@ class S3BlobStore:
         except BotoCoreError as error:
             raise self._failure("GET", key, error) from None
         return data
+
+    def _open(self, key: str) -> Any:
+        try:
+            return self._s3().get_object(Bucket=self._bucket, Key=key)["Body"]
+        except ClientError as error:
+            if _code(error) in _MISSING:
+                return None
+            raise self._failure("GET", key, error) from None
+        except BotoCoreError as error:
+            raise self._failure("GET", key, error) from None
+
+    async def _chunks(self, key: str, body: Any) -> AsyncIterator[bytes]:
+        try:
+            while chunk := await asyncio.to_thread(self._read, key, body):
+                yield chunk
+        finally:
+            body.close()
+
+    def _read(self, key: str, body: Any) -> bytes:
+        try:
+            chunk: bytes = body.read(MIB)
+        except BotoCoreError as error:
+            raise self._failure("GET", key, error) from None
+        return chunk
 
     def _failure(self, operation: str, key: str, error: Exception) -> S3StoreError:
         where = f"{operation} s3://{self._bucket}/{key}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import IO, Protocol
 
 
@@ -17,6 +18,12 @@ class BlobStore(Protocol):
 
     async def get(self, sha256: str) -> bytes:
         """Return the bytes; raises ``KeyError`` if absent."""
+        ...
+
+    async def open(self, sha256: str) -> AsyncIterator[bytes]:
+        """The bytes in chunks of at most a megabyte, to send on without holding them
+        whole; raises ``KeyError`` if absent, before any chunk is read. Iterate it to the
+        end or ``aclose()`` it: it holds a file or a connection until then."""
         ...
 
     async def exists(self, sha256: str) -> bool: ...

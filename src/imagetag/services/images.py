@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import IO
@@ -368,9 +368,10 @@ class ImageService:
             raise ImageNotFound(image_id)
         return image
 
-    async def content(self, image_id: int) -> tuple[Image, bytes]:
+    async def content(self, image_id: int) -> tuple[Image, AsyncIterator[bytes]]:
+        """The image and its stored bytes, in chunks (see ``BlobStore.open``)."""
         image = await self.get(image_id)
-        return image, await self._blobs.get(image.sha256)
+        return image, await self._blobs.open(image.sha256)
 
     async def search(self, query: SearchQuery) -> ImagePage:
         """A page of images, newest first; ``next_before_id`` continues it."""

@@ -423,7 +423,9 @@ async def test_getting_an_unknown_image_is_not_found(images: ImageService) -> No
 async def test_content_returns_the_record_with_its_bytes(images: ImageService) -> None:
     image = await images.ingest(upload(), ALICE)
 
-    assert await images.content(image.id) == (image, PNG)
+    found, chunks = await images.content(image.id)
+    assert found == image
+    assert b"".join([chunk async for chunk in chunks]) == PNG
 
 
 async def ingest_numbered(images: ImageService, count: int, *, detect: bool = False) -> list[int]:
