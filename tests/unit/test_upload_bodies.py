@@ -7,7 +7,7 @@ import binascii
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagetag.domain.errors import InvalidInput
@@ -44,6 +44,7 @@ def test_escaped_slashes_are_json_and_decode_the_same(data: bytes) -> None:
         assert decoded.read() == data
 
 
+@settings(max_examples=500)
 @given(st.text(alphabet="ABCDabcd0123+/=%! \n", max_size=40))
 def test_what_the_whole_string_decoder_refuses_is_refused(text: str) -> None:
     try:
@@ -57,6 +58,15 @@ def test_what_the_whole_string_decoder_refuses_is_refused(text: str) -> None:
     else:
         with decode_base64_field(raw, "image") as decoded:
             assert decoded.read() == expected
+
+
+@pytest.mark.parametrize("text", ["aGVsbG8h=", "aGVsbG8h==", "aGVsbG8hYQ=="])
+def test_surplus_padding_at_a_window_edge_is_read_as_the_whole_string_decoder_does(
+    text: str,
+) -> None:
+    raw = field_of(msgspec.json.encode({"image": text}))
+    with decode_base64_field(raw, "image") as decoded:
+        assert decoded.read() == binascii.a2b_base64(text.encode(), strict_mode=True)
 
 
 def test_padding_inside_the_string_is_refused_even_at_a_window_edge() -> None:
