@@ -183,17 +183,11 @@ class S3BlobStore:
             raise self._failure("PUT", key, error) from None
 
     def _get(self, key: str) -> bytes | None:
-        try:
-            response = self._s3().get_object(Bucket=self._bucket, Key=key)
-            with response["Body"] as body:
-                data: bytes = body.read()
-        except ClientError as error:
-            if _code(error) in _MISSING:
-                return None
-            raise self._failure("GET", key, error) from None
-        except BotoCoreError as error:
-            raise self._failure("GET", key, error) from None
-        return data
+        body = self._open(key)
+        if body is None:
+            return None
+        with body:
+            return self._read(key, body, None)
 
     def _open(self, key: str) -> Any:
         try:
@@ -212,9 +206,10 @@ class S3BlobStore:
         finally:
             body.close()
 
-    def _read(self, key: str, body: Any) -> bytes:
+    def _read(self, key: str, body: Any, size: int | None = MIB) -> bytes:
+        """Up to ``size`` bytes of an object's body (None: the rest of it)."""
         try:
-            chunk: bytes = body.read(MIB)
+            chunk: bytes = body.read(size)
         except BotoCoreError as error:
             raise self._failure("GET", key, error) from None
         return chunk
