@@ -110,22 +110,18 @@ class OneHopCursor:
         await self.close()
 
     async def execute(self, sql: str, parameters: Any = None) -> Self:
-        (
-            self.description,
-            self.rowcount,
-            self.lastrowid,
-            rows,
-        ) = await self._connection.run_statement(sql, parameters)
-        self._rows, self._next = rows, 0
-        return self
+        return await self._run(sql, parameters, many=False)
 
     async def executemany(self, sql: str, parameters: Iterable[Any]) -> Self:
+        return await self._run(sql, parameters, many=True)
+
+    async def _run(self, sql: str, parameters: Any, *, many: bool) -> Self:
         (
             self.description,
             self.rowcount,
             self.lastrowid,
             rows,
-        ) = await self._connection.run_statement(sql, parameters, many=True)
+        ) = await self._connection.run_statement(sql, parameters, many=many)
         self._rows, self._next = rows, 0
         return self
 
