@@ -41,7 +41,13 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from processes import HOST, free_port, stop_process_group, wait_until_answering
+from processes import (
+    HOST,
+    free_port,
+    run_benchmark,
+    stop_process_group,
+    wait_until_answering,
+)
 from read.sample_data import bench_env, imagetag_cli
 from tests.support.postgres import running_cluster
 
@@ -658,8 +664,4 @@ def _print_summary(reports: list[Report]) -> bool:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; servers stopped", file=sys.stderr)
-        sys.exit(130)
+    run_benchmark(main)

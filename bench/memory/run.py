@@ -31,7 +31,13 @@ import httpx
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from processes import HOST, free_port, stop_process_group, wait_until_answering
+from processes import (
+    HOST,
+    free_port,
+    run_benchmark,
+    stop_process_group,
+    wait_until_answering,
+)
 from read.sample_data import bench_env, imagetag_cli
 
 BIN = Path(sys.executable).parent
@@ -193,8 +199,4 @@ def _report(samples: list[Sample]) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; servers stopped", file=sys.stderr)
-        sys.exit(130)
+    run_benchmark(main)

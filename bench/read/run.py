@@ -33,7 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sample_data import COPIES, bench_env, create_reader_key, ingest_sample_images
 
-from processes import free_port, stop_process_group, wait_until_answering
+from processes import free_port, run_benchmark, stop_process_group, wait_until_answering
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -424,8 +424,4 @@ def _verdict(met: bool) -> str:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; servers stopped", file=sys.stderr)
-        sys.exit(130)
+    run_benchmark(main)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path[:0] = [str(HERE), str(REPO)]
+sys.path[:0] = [str(HERE), str(HERE.parent), str(REPO)]
 
 import asyncpg  # noqa: E402
 import dataset  # noqa: E402
@@ -42,6 +42,7 @@ from imagetag.adapters.sqla.migrate import upgrade_database  # noqa: E402
 from imagetag.adapters.sqla.unit_of_work import SqlUnitOfWorkFactory  # noqa: E402
 from imagetag.domain.images import Image  # noqa: E402
 from imagetag.domain.search import MAX_PAGE_SIZE, SearchQuery  # noqa: E402
+from processes import run_benchmark  # noqa: E402
 from tests.support.postgres import running_cluster  # noqa: E402
 
 RATIO_GOAL = 3.0
@@ -383,8 +384,4 @@ async def _print_plans(database: Database, timings: list[Timing]) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; cluster stopped and removed", file=sys.stderr)
-        sys.exit(130)
+    run_benchmark(main, on_interrupt="cluster stopped and removed")
