@@ -91,13 +91,12 @@ class _Accepted:
         """A file over the bytes, for one reader at a time."""
         return _open(self.content)
 
-    async def read(self) -> bytes:
-        """The whole image in memory, for the detector, which decodes it anyway."""
-        if isinstance(self.content, UploadedBytes):
-            return self.content.data
-        file = self.content.file
-        file.seek(0)
-        return await asyncio.to_thread(file.read)
+    def in_memory(self) -> bytes:
+        """The whole image, for the detector: bytes accepted ``for_detection`` were read
+        into memory then, in the same hop as their digest."""
+        if not isinstance(self.content, UploadedBytes):
+            raise RuntimeError("these bytes were accepted into a file, not for detection")
+        return self.content.data
 
 
 def _not_an_image_at_url(error: UnsupportedImage) -> UrlFetchFailed:
@@ -223,7 +222,7 @@ class ImageService:
         if request.detect:
             # The detector decodes the whole image anyway; the blob store reads its own
             # file object, so the two never share a read position.
-            data = await accepted.read()
+            data = accepted.in_memory()
             detection = asyncio.ensure_future(
                 run_detector(
                     self._detector,
