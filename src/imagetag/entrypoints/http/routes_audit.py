@@ -17,6 +17,7 @@ from imagetag.domain.search import (
 from imagetag.entrypoints.http.dependencies import Audit
 from imagetag.entrypoints.http.guards import ADMIN_ONLY
 from imagetag.entrypoints.http.problems import problem_responses
+from imagetag.entrypoints.http.query_params import refuse_repeated_parameters
 from imagetag.entrypoints.http.schemas import AuditPageBody, audit_event_body
 
 
@@ -45,6 +46,7 @@ async def list_audit_events(
     ] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Parameter(description="next_cursor of the last page")] = None,
 ) -> AuditPageBody:
+    refuse_repeated_parameters(request)
     query = parse_audit_query(
         user=user,
         image_id=image_id,

@@ -29,6 +29,7 @@ from imagetag.entrypoints.http.body_deadline import limit_body_time
 from imagetag.entrypoints.http.dependencies import Images
 from imagetag.entrypoints.http.guards import TAGGER_ONLY
 from imagetag.entrypoints.http.problems import problem_responses
+from imagetag.entrypoints.http.query_params import refuse_repeated_parameters
 from imagetag.entrypoints.http.schemas import (
     DetectAgainJson,
     ImageBody,
@@ -154,6 +155,7 @@ def _text(description: str, **documented: Any) -> Any:
     ),
 )
 async def list_images(
+    request: Request[Any, Any, Any],
     images: Images,
     objects: Annotated[
         str | None, _text("Detected objects (model tags), comma-separated, e.g. dog,cat")
@@ -181,6 +183,7 @@ async def list_images(
     ] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, _text("next_cursor from the previous page")] = None,
 ) -> ImageListBody:
+    refuse_repeated_parameters(request)
     query = parse_search(
         objects=objects,
         tags=tags,
