@@ -32,6 +32,7 @@ from imagetag.domain.images import DetectionRun, Image, ImageFacts, NewImage
 from imagetag.domain.principals import Actor, ApiKeyRecord, Principal, Role
 from imagetag.domain.search import SearchQuery
 from imagetag.domain.tags import Tag, TagCount, TagSource
+from imagetag.ports.detector import DecodedImage
 from imagetag.ports.fetcher import FetchedContent
 from imagetag.ports.repository import (
     ApiKeyRepository,
@@ -454,7 +455,9 @@ class FakeFetcher:
 
 class FakeDetector:
     """Finds the configured detections in any image, or fails with ``error``; given
-    ``image_magic``, bytes that do not start with it fail as no image, like the real ones."""
+    ``image_magic``, bytes that do not start with it fail as no image, like the real ones.
+    With ``checks_decoding``, its ``decode`` refuses those and bytes that contain
+    ``CORRUPT``, as the real detectors refuse a damaged JPEG, and vouches for the rest."""
 
     def __init__(
         self,
@@ -462,10 +465,13 @@ class FakeDetector:
         *,
         error: Exception | None = None,
         image_magic: bytes | None = None,
+        checks_decoding: bool = False,
     ) -> None:
         self.detections = list(detections)
         self.error = error
         self.image_magic = image_magic
+        self.checks_decoding = checks_decoding
+        self.decoded: list[bytes] = []
         self.calls: list[bytes] = []
         self.thresholds: list[Thresholds | None] = []
         self.delay = 0.0
@@ -474,15 +480,24 @@ class FakeDetector:
     def info(self) -> DetectorInfo:
         return FAKE_DETECTOR_INFO
 
-    async def detect(self, image: bytes, thresholds: Thresholds | None = None) -> list[Detection]:
+    async def decode(self, image: bytes) -> DecodedImage:
+        self.decoded.append(image)
+        if self.checks_decoding and (not self._is_image(image) or CORRUPT in image):
+            raise UnsupportedImage("the image is corrupt or truncated")
+        return DecodedImage(image, None, checked=self.checks_decoding, decoded_by=self)
+
+    async def detect(
+        self, image: bytes | DecodedImage, thresholds: Thresholds | None = None
+    ) -> list[Detection]:
         """The configured detections at or above the confidence threshold given."""
-        self.calls.append(image)
+        data = image.data if isinstance(image, DecodedImage) else image
+        self.calls.append(data)
         self.thresholds.append(thresholds)
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.error is not None:
             raise self.error
-        if self.image_magic is not None and not image.startswith(self.image_magic):
+        if not self._is_image(data):
             raise DetectionFailed("the data is not an image the detector can read")
         info = FAKE_DETECTOR_INFO.with_thresholds(thresholds)
         minimum = info.confidence_threshold or 0.0
@@ -491,6 +506,9 @@ class FakeDetector:
             for found in self.detections
             if found.confidence >= minimum
         ]
+
+    def _is_image(self, data: bytes) -> bool:
+        return self.image_magic is None or data.startswith(self.image_magic)
 
 
 EPOCH = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -40,6 +40,7 @@ from imagetag.adapters.sqla.unit_of_work import SqlUnitOfWorkFactory
 from imagetag.domain.detections import BoundingBox, Detection, DetectorInfo, Thresholds
 from imagetag.domain.images import ImageFacts
 from imagetag.domain.principals import Actor, Principal, Role
+from imagetag.ports.detector import DecodedImage
 from imagetag.ports.fetcher import FetchedContent
 from imagetag.services.images import ImageService, IngestRequest, UploadedBytes
 
@@ -96,7 +97,12 @@ class InstantDetector:
     def info(self) -> DetectorInfo:
         return INFO
 
-    async def detect(self, image: bytes, thresholds: Thresholds | None = None) -> list[Detection]:
+    async def decode(self, image: bytes) -> DecodedImage:
+        return DecodedImage(image, None, checked=False, decoded_by=self)
+
+    async def detect(
+        self, image: bytes | DecodedImage, thresholds: Thresholds | None = None
+    ) -> list[Detection]:
         return self._detections
 
 

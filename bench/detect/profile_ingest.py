@@ -71,7 +71,10 @@ class TimedDetector:
     def __init__(self, inner: Any, timings: Timings) -> None:
         self._inner, self._timings = inner, timings
 
-    async def detect(self, image: bytes, thresholds: Any = None) -> Any:
+    async def decode(self, image: bytes) -> Any:
+        return await _timed(self._timings, "detector.decode (await)", self._inner.decode(image))
+
+    async def detect(self, image: Any, thresholds: Any = None) -> Any:
         return await _timed(
             self._timings, "detector.detect (await)", self._inner.detect(image, thresholds)
         )

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from imagetag.adapters.detectors._executor import decode_bgr, jpeg_size
-from imagetag.domain.errors import DetectionFailed
+from imagetag.domain.errors import UnsupportedImage
 
 # A frame header that declares 1280x720 and nothing after it: no scan, no pixels.
 HEADER_ONLY_JPEG = (
@@ -78,9 +78,9 @@ def test_other_formats_are_read_whole() -> None:
 
 
 @pytest.mark.parametrize("min_long_side", [None, 640])
-def test_a_jpeg_header_with_no_pixels_fails_with_a_one_line_message(
+def test_a_jpeg_header_with_no_pixels_is_refused_with_a_one_line_message(
     min_long_side: int | None,
 ) -> None:
-    with pytest.raises(DetectionFailed) as failure:
+    with pytest.raises(UnsupportedImage) as failure:
         decode_bgr(HEADER_ONLY_JPEG, min_long_side=min_long_side)
     assert "\n" not in str(failure.value)

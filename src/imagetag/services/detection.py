@@ -7,17 +7,22 @@ import logging
 from datetime import datetime, timedelta
 
 from imagetag.domain.detections import Thresholds
-from imagetag.domain.errors import DetectionFailed, DetectorUnavailable, InvalidInput
+from imagetag.domain.errors import (
+    DetectionFailed,
+    DetectorUnavailable,
+    InvalidInput,
+    UnsupportedImage,
+)
 from imagetag.domain.images import DetectionRun, DetectionStatus
 from imagetag.domain.principals import Actor
-from imagetag.ports.detector import Detector
+from imagetag.ports.detector import DecodedImage, Detector
 
 logger = logging.getLogger(__name__)
 
 
 async def run_detector(
     detector: Detector,
-    data: bytes,
+    data: bytes | DecodedImage,
     requested_by: Actor,
     now: datetime,
     *,
@@ -25,7 +30,8 @@ async def run_detector(
     thresholds: Thresholds | None = None,
     time_limit: timedelta | None = None,
 ) -> tuple[DetectionRun, DetectionFailed | None]:
-    """Detect objects in ``data``; a failure comes back as a failed run and the error.
+    """Detect objects in ``data`` (or the detector's decode of it); a failure comes back
+    as a failed run and the error.
 
     Any exception of the detector counts as a failure: a faulty detector must not cost
     the caller an image that was already accepted. So does taking longer than
@@ -34,7 +40,9 @@ async def run_detector(
     info = detector.info.with_thresholds(thresholds)
     try:
         seconds = time_limit.total_seconds() if time_limit is not None else None
-        detections = tuple(await asyncio.wait_for(detector.detect(data, thresholds), seconds))
+        # A timeout scope rather than wait_for: no second task per image.
+        async with asyncio.timeout(seconds):
+            detections = tuple(await detector.detect(data, thresholds))
     except InvalidInput:
         # A threshold this detector does not have: the caller's to fix, nothing to record.
         raise
@@ -45,6 +53,11 @@ async def run_detector(
     except DetectionFailed as error:
         logger.warning("detection failed for image %s: %s", image_ref, error)
         failure = error
+    except UnsupportedImage as error:
+        # Bytes accepted before that this detector cannot decode: its failure, not the
+        # caller's.
+        logger.warning("detection failed for image %s: %s", image_ref, error)
+        failure = DetectionFailed(str(error))
     except Exception as error:
         logger.exception("detector raised unexpectedly for image %s", image_ref)
         failure = DetectionFailed(f"the detector failed unexpectedly ({type(error).__name__})")

@@ -33,7 +33,7 @@ from imagetag.domain.principals import Actor, Principal, Role
 from imagetag.domain.search import SearchQuery
 from imagetag.ports.blobs import BlobStore
 from imagetag.ports.clock import Clock
-from imagetag.ports.detector import Detector
+from imagetag.ports.detector import DecodedImage, Detector
 from imagetag.ports.fetcher import UrlFetcher
 from imagetag.ports.images import ImageInspector
 from imagetag.ports.repository import ImageReader, UnitOfWorkFactory
@@ -223,23 +223,25 @@ class ImageService:
             # The detector decodes the whole image anyway; the blob store reads its own
             # file object, so the two never share a read position.
             data = accepted.in_memory()
+            decoded = await self._decode(data, from_url=accepted.source_is_url)
             detection = asyncio.ensure_future(
                 run_detector(
                     self._detector,
-                    data,
+                    decoded or data,
                     principal.actor,
                     self._clock.now(),
                     image_ref=sha256[:12],
                     time_limit=self._detect_timeout,
                 )
             )
-            # The check that the image decodes whole runs beside the detector's own decode
-            # instead of before it (bench/detect); nothing is stored until it passes.
-            try:
-                await self._verify(data, from_url=accepted.source_is_url)
-            except BaseException:
-                detection.cancel()
-                raise
+            # Unless the detector's decode checked that the image decodes whole, the
+            # check runs beside the model (bench/detect); nothing is stored until it passes.
+            if decoded is None or not decoded.checked:
+                try:
+                    await self._verify(data, from_url=accepted.source_is_url)
+                except BaseException:
+                    detection.cancel()
+                    raise
             # Writing (and syncing) the blob waits on the disk while the model computes.
             _, (run, failure) = await asyncio.gather(
                 self._blobs.put(sha256, io.BytesIO(data)), detection
@@ -339,6 +341,20 @@ class ImageService:
             )
         except UnsupportedImage as error:
             raise _not_an_image_at_url(error) from None
+
+    async def _decode(self, data: bytes, *, from_url: bool) -> DecodedImage | None:
+        """The detector's decode of accepted bytes; None when it cannot decode now (the
+        detection then fails on its own and the image is kept). Data it finds corrupt is
+        refused like data ``_verify`` refuses."""
+        try:
+            return await self._detector.decode(data)
+        except UnsupportedImage as error:
+            if from_url:
+                raise _not_an_image_at_url(error) from None
+            raise
+        except Exception:
+            # run_detector meets the same failure again, and records and logs it.
+            return None
 
     async def _verify(self, data: bytes, *, from_url: bool) -> None:
         try:

@@ -2,6 +2,7 @@ import hashlib
 import io
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import NoReturn
 
 import pytest
 
@@ -867,6 +868,63 @@ async def test_a_url_that_answers_with_a_damaged_image_is_refused_while_detectin
         await images.ingest(IngestRequest(RemoteUrl(PHOTO_URL), detect=True), ALICE)
 
     assert_nothing_stored(unit_of_work, blobs)
+
+
+async def test_a_detector_whose_decode_checks_the_image_spares_a_second_decode(
+    images: ImageService, detector: FakeDetector, inspector: FakeImageInspector
+) -> None:
+    detector.checks_decoding = True
+
+    image = await images.ingest(file_upload(PNG, detect=True), ALICE)
+
+    assert detector.decoded == [PNG]
+    assert detector.calls == [PNG]
+    assert inspector.verified == []
+    assert image.objects
+
+
+@pytest.mark.parametrize("from_url", [False, True])
+async def test_an_image_the_detectors_decode_refuses_is_refused_and_nothing_is_stored(
+    images: ImageService,
+    detector: FakeDetector,
+    unit_of_work: FakeUnitOfWorkFactory,
+    blobs: FakeBlobStore,
+    fetcher: FakeFetcher,
+    from_url: bool,
+) -> None:
+    detector.checks_decoding = True
+    damaged = PNG + CORRUPT
+    fetcher.responses[PHOTO_URL] = FetchedContent(PHOTO_URL, damaged, "image/png")
+    content = RemoteUrl(PHOTO_URL) if from_url else UploadedBytes(damaged)
+
+    refusal = UrlFetchFailed if from_url else UnsupportedImage
+    with pytest.raises(refusal, match="did not answer with an image" if from_url else "corrupt"):
+        await images.ingest(IngestRequest(content, detect=True), ALICE)
+
+    assert detector.calls == []  # the model never ran
+    assert_nothing_stored(unit_of_work, blobs)
+
+
+async def test_an_image_the_detector_cannot_decode_now_is_verified_and_kept(
+    images: ImageService,
+    detector: FakeDetector,
+    inspector: FakeImageInspector,
+    blobs: FakeBlobStore,
+) -> None:
+    detector.error = DetectorUnavailable("the model would not load")
+
+    async def cannot_decode(image: bytes) -> NoReturn:
+        raise DetectorUnavailable("the model would not load")
+
+    detector.decode = cannot_decode  # type: ignore[method-assign]
+
+    with pytest.raises(DetectorUnavailable) as failure:
+        await images.ingest(file_upload(PNG, detect=True), ALICE)
+
+    assert inspector.verified == [PNG]
+    stored = await images.get(failure.value.image_id or 0)
+    assert stored.detection_status is DetectionStatus.FAILED
+    assert blobs.blobs[stored.sha256] == PNG
 
 
 @pytest.mark.parametrize("detect", [False, True])

@@ -11,32 +11,38 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from imagetag.adapters.jpeg_integrity import SOI, JpegDefect, check_jpeg_structure
 from imagetag.domain.detections import Detection, DetectorInfo, Thresholds
-from imagetag.domain.errors import DetectionFailed, DetectorUnavailable
+from imagetag.domain.errors import DetectionFailed, DetectorUnavailable, UnsupportedImage
+from imagetag.ports.detector import DecodedImage
 
 ModelT = TypeVar("ModelT")
+PixelsT = TypeVar("PixelsT")
 ResultT = TypeVar("ResultT")
 
 RgbImage = npt.NDArray[np.uint8]
-"""Decoded pixels, height x width x 3, RGB order."""
+"""Decoded pixels, height x width x 3, in RGB (or, where named so, OpenCV's BGR) order."""
+GrayImage = npt.NDArray[np.uint8]
+"""Decoded pixels, height x width, one brightness each."""
 
 _MAX_MESSAGE = 300
 
 
-class ThreadedDetector(ABC, Generic[ModelT]):
+class ThreadedDetector(ABC, Generic[ModelT, PixelsT]):
     """Base of the detectors: loads the model once and runs it on one dedicated thread.
 
     A single worker means one image at a time per model: the models are not safe to call
     concurrently (ultralytics keeps per-call state on its predictor), and one thread per
-    model already uses every core through the libraries' own intra-op threads.
-    Subclasses provide ``info``, ``_load_model`` and ``_detect_sync``.
+    model already uses every core through the libraries' own intra-op threads. Decoding
+    runs there too, so at most one image's pixels wait in memory per model.
+    Subclasses provide ``info``, ``_load_model``, ``_decode_sync`` and ``_detect_sync``.
     """
 
     def __init__(self, thread_name: str) -> None:
@@ -54,9 +60,14 @@ class ThreadedDetector(ABC, Generic[ModelT]):
         """Load (and warm up) the model; blocking, called at most once at a time."""
 
     @abstractmethod
-    def _detect_sync(self, model: ModelT, image: bytes, info: DetectorInfo) -> list[Detection]:
-        """Decode and run one image with the thresholds of ``info`` (the provenance every
-        detection carries); blocking, always on the inference thread."""
+    def _decode_sync(self, model: ModelT, image: bytes) -> PixelsT:
+        """Decode one image as the model takes it; raises ``UnsupportedImage`` for data
+        that does not decode whole. Blocking, always on the inference thread."""
+
+    @abstractmethod
+    def _detect_sync(self, model: ModelT, pixels: PixelsT, info: DetectorInfo) -> list[Detection]:
+        """Run the model on one decoded image with the thresholds of ``info`` (the
+        provenance every detection carries); blocking, always on the inference thread."""
 
     def _check_thresholds(self, thresholds: Thresholds) -> None:
         """Refuse thresholds this detector has no use for (``InvalidInput``); the YOLO
@@ -78,9 +89,21 @@ class ThreadedDetector(ABC, Generic[ModelT]):
         """Load the model on the inference thread without blocking the event loop."""
         await self._run(self._loaded_model)
 
-    async def detect(self, image: bytes, thresholds: Thresholds | None = None) -> list[Detection]:
-        """Find objects in encoded image bytes, off the event loop; ``thresholds``
-        override the configured ones for this image.
+    async def decode(self, image: bytes) -> DecodedImage:
+        """Decode encoded image bytes for ``detect``, off the event loop (see the port).
+
+        A JPEG comes back checked whole: libjpeg decoded it and its markers are intact
+        (``check_jpeg_structure``), which refuses what ``ImageInspector.verify`` refuses
+        without decoding it twice. Other formats are left to that check.
+        """
+        pixels = await self._run(self._decode_with_model, image)
+        return DecodedImage(image, pixels, checked=image.startswith(SOI), decoded_by=self)
+
+    async def detect(
+        self, image: bytes | DecodedImage, thresholds: Thresholds | None = None
+    ) -> list[Detection]:
+        """Find objects in encoded image bytes, or in what ``decode`` made of them, off
+        the event loop; ``thresholds`` override the configured ones for this image.
 
         Raises ``DetectionFailed`` (``DetectorUnavailable`` if the model will not load).
         """
@@ -108,14 +131,29 @@ class ThreadedDetector(ABC, Generic[ModelT]):
                     ) from error
             return self._model
 
-    def _detect_with_model(self, image: bytes, info: DetectorInfo) -> list[Detection]:
-        return self._detect_sync(self._loaded_model(), image, info)
+    def _decode_with_model(self, image: bytes) -> PixelsT:
+        return self._decode_sync(self._loaded_model(), image)
+
+    def _detect_with_model(
+        self, image: bytes | DecodedImage, info: DetectorInfo
+    ) -> list[Detection]:
+        model = self._loaded_model()
+        if isinstance(image, DecodedImage) and image.decoded_by is self:
+            pixels = cast("PixelsT", image.pixels)
+        else:
+            data = image.data if isinstance(image, DecodedImage) else image
+            try:
+                pixels = self._decode_sync(model, data)
+            except UnsupportedImage as error:
+                # Here the image was accepted before: the detector failed on it.
+                raise DetectionFailed(str(error)) from None
+        return self._detect_sync(model, pixels, info)
 
     async def _run(self, function: Callable[..., ResultT], *args: object) -> ResultT:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, function, *args)
-        except DetectionFailed:
+        except (DetectionFailed, UnsupportedImage):
             raise
         except Exception as error:
             # Also covers "cannot schedule new futures after shutdown" once closed.
@@ -146,9 +184,11 @@ def decode_rgb(data: bytes, *, max_side: int | None = None) -> RgbImage:
             upright = ImageOps.exif_transpose(opened)
             rgb = upright.convert("RGB")
     except UnidentifiedImageError:
-        raise DetectionFailed("the data is not an image the detector can read") from None
+        raise UnsupportedImage("the data is not an image the detector can read") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise DetectionFailed(f"the image could not be decoded: {describe_error(error)}") from None
+        raise UnsupportedImage(
+            f"the image is corrupt or truncated: {describe_error(error)}"
+        ) from None
     return np.asarray(rgb, dtype=np.uint8)
 
 
@@ -165,7 +205,16 @@ def decode_bgr(data: bytes, *, min_long_side: int | None = None) -> RgbImage:
     at least that long: the model's letterbox would shrink it that far or further anyway, so
     only detail it would throw away is skipped. The long side does not depend on the EXIF
     orientation, which OpenCV applies at every scale.
+
+    Raises ``UnsupportedImage`` for data that does not decode whole. OpenCV refuses what
+    libjpeg cannot decode; a JPEG cut short or with a false marker in its compressed data,
+    which OpenCV decodes anyway, is refused by ``check_jpeg_structure``.
     """
+    if data.startswith(SOI):
+        try:
+            check_jpeg_structure(data)
+        except JpegDefect as error:
+            raise UnsupportedImage(f"the image is corrupt or truncated: {error}") from None
     flags = cv2.IMREAD_COLOR
     if min_long_side is not None:
         flags = _reduced_jpeg_read(data, min_long_side)

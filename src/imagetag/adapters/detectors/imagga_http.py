@@ -38,6 +38,7 @@ from imagetag.domain.errors import (
     InvalidInput,
 )
 from imagetag.domain.objects import MAX_OBJECT_NAME_LENGTH, normalise_object_name
+from imagetag.ports.detector import DecodedImage
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,13 @@ class ImaggaHttpDetector:
     def info(self) -> DetectorInfo:
         return self._info
 
-    async def detect(self, image: bytes, thresholds: Thresholds | None = None) -> list[Detection]:
+    async def decode(self, image: bytes) -> DecodedImage:
+        """The bytes as they are, unchecked: Imagga decodes them on its side."""
+        return DecodedImage(image, None, checked=False, decoded_by=self)
+
+    async def detect(
+        self, image: bytes | DecodedImage, thresholds: Thresholds | None = None
+    ) -> list[Detection]:
         """Imagga's tags for ``image`` at or above the confidence threshold (Imagga's
         ``threshold`` is that times 100), at most ``limit`` of them.
 
@@ -149,6 +156,8 @@ class ImaggaHttpDetector:
             )
         info = self._info.with_thresholds(thresholds)
         threshold = 100.0 * (info.confidence_threshold or 0.0)
+        if isinstance(image, DecodedImage):
+            image = image.data
         upload = await self._call(
             "upload",
             "POST",

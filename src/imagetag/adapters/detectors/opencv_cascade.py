@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from imagetag.adapters.detectors._executor import ThreadedDetector, decode_rgb
+from imagetag.adapters.detectors._executor import GrayImage, ThreadedDetector, decode_rgb
 from imagetag.domain.detections import BoundingBox, Detection, DetectorInfo, Thresholds
 from imagetag.domain.errors import DetectorUnavailable, InvalidInput
 
@@ -102,7 +102,7 @@ def _last_stage_bounds(path: Path) -> tuple[float, float]:
     return threshold, max_sum
 
 
-class OpenCvCascadeDetector(ThreadedDetector[list[_Cascade]]):
+class OpenCvCascadeDetector(ThreadedDetector[list[_Cascade], GrayImage]):
     """Faces, people, cat faces and license plates with OpenCV's Haar cascades.
 
     Images are shrunk so their longest side is at most ``max_side`` pixels first: the face
@@ -150,19 +150,22 @@ class OpenCvCascadeDetector(ThreadedDetector[list[_Cascade]]):
                 field="iou",
             )
 
-    def _detect_sync(
-        self, model: list[_Cascade], image: bytes, info: DetectorInfo
-    ) -> list[Detection]:
-        # The cascades have no score cut-off of their own; a confidence threshold given for
-        # a run drops the windows it would not trust.
-        minimum = info.confidence_threshold or 0.0
+    def _decode_sync(self, model: list[_Cascade], image: bytes) -> GrayImage:
         gray = cv2.cvtColor(decode_rgb(image, max_side=self._max_side), cv2.COLOR_RGB2GRAY)
         height, width = gray.shape[:2]
         scale = self._max_side / max(height, width)
         if scale < 1.0:
             size = (max(round(width * scale), 1), max(round(height * scale), 1))
             gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-            height, width = gray.shape[:2]
+        return np.asarray(gray, dtype=np.uint8)
+
+    def _detect_sync(
+        self, model: list[_Cascade], gray: GrayImage, info: DetectorInfo
+    ) -> list[Detection]:
+        # The cascades have no score cut-off of their own; a confidence threshold given for
+        # a run drops the windows it would not trust.
+        minimum = info.confidence_threshold or 0.0
+        height, width = gray.shape[:2]
         detections = []
         for cascade in model:
             rectangles, _levels, weights = cascade.classifier.detectMultiScale3(

@@ -65,7 +65,7 @@ class _OnnxModel:
     end2end: bool
 
 
-class OnnxYoloDetector(ThreadedDetector[_OnnxModel]):
+class OnnxYoloDetector(ThreadedDetector[_OnnxModel, RgbImage]):
     """Object detection with a YOLOv8/YOLO11 (or NMS-free YOLO26) model exported to ONNX.
 
     Class names and the input size come from the metadata ultralytics writes into the file.
@@ -142,13 +142,15 @@ class OnnxYoloDetector(ThreadedDetector[_OnnxModel]):
         logger.info("loaded ONNX model %s (%dx%d input)", self._path, width, height)
         return model
 
-    def _detect_sync(self, model: _OnnxModel, image: bytes, info: DetectorInfo) -> list[Detection]:
-        confidence = info.confidence_threshold if info.confidence_threshold is not None else 0.0
-        iou = info.iou_threshold if info.iou_threshold is not None else self._iou
+    def _decode_sync(self, model: _OnnxModel, image: bytes) -> RgbImage:
         # The letterbox shrinks an image whose long side reaches the input's: a big JPEG
         # need not be decoded at full size for that.
         bgr = decode_bgr(image, min_long_side=max(model.height, model.width))
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.uint8, copy=False)
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.uint8, copy=False)
+
+    def _detect_sync(self, model: _OnnxModel, rgb: RgbImage, info: DetectorInfo) -> list[Detection]:
+        confidence = info.confidence_threshold if info.confidence_threshold is not None else 0.0
+        iou = info.iou_threshold if info.iou_threshold is not None else self._iou
         height, width = rgb.shape[:2]
         tensor, fit = _letterbox(rgb, model.height, model.width)
         output = _run(model, tensor.astype(model.input_dtype, copy=False))

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from imagetag.adapters.detectors._executor import (
+    RgbImage,
     ThreadedDetector,
     check_thresholds,
     decode_bgr,
@@ -54,7 +55,7 @@ def resolve_weights_path(weights: Path | str, models_dir: Path | None) -> Path:
     return Path(weights).expanduser()
 
 
-class UltralyticsYoloDetector(ThreadedDetector["YOLO"]):
+class UltralyticsYoloDetector(ThreadedDetector["YOLO", RgbImage]):
     """Object detection with an ultralytics YOLO checkpoint on PyTorch (CPU or GPU).
 
     Nothing is downloaded unless ``allow_download`` is set: weights missing at construction
@@ -200,10 +201,12 @@ class UltralyticsYoloDetector(ThreadedDetector["YOLO"]):
         (result,) = cast("list[Results]", results)
         return result
 
-    def _detect_sync(self, model: YOLO, image: bytes, info: DetectorInfo) -> list[Detection]:
+    def _decode_sync(self, model: YOLO, image: bytes) -> RgbImage:
         # Ultralytics takes arrays in OpenCV's BGR order. Its letterbox fits the long side
         # into image_size: a big JPEG need not be decoded at full size for that.
-        bgr = decode_bgr(image, min_long_side=self._image_size)
+        return decode_bgr(image, min_long_side=self._image_size)
+
+    def _detect_sync(self, model: YOLO, bgr: RgbImage, info: DetectorInfo) -> list[Detection]:
         height, width = bgr.shape[:2]
         boxes = self._predict(model, bgr, info).boxes
         if boxes is None:
