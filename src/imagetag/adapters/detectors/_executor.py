@@ -18,7 +18,12 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from imagetag.adapters.jpeg_integrity import SOI, JpegDefect, check_jpeg_structure
+from imagetag.adapters.jpeg_integrity import (
+    BARE_MARKERS,
+    SOI,
+    JpegDefect,
+    check_jpeg_structure,
+)
 from imagetag.domain.detections import Detection, DetectorInfo, Thresholds
 from imagetag.domain.errors import DetectionFailed, DetectorUnavailable, UnsupportedImage
 from imagetag.ports.detector import DecodedImage
@@ -232,8 +237,6 @@ _REDUCED_READS = (
 )
 # Start-of-frame markers, which carry the size: SOF0-SOF15 but DHT, JPG and DAC.
 _FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-# Markers with no length after them: TEM and the restart markers RST0-RST7.
-_BARE_MARKERS = frozenset((0x01, *range(0xD0, 0xD8)))
 
 
 def _reduced_jpeg_read(data: bytes, min_long_side: int) -> int:
@@ -261,7 +264,7 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
         if marker == 0xFF:  # fill byte before a marker
             offset += 1
             continue
-        if marker in _BARE_MARKERS:
+        if marker in BARE_MARKERS:
             offset += 2
             continue
         if marker in _FRAME_MARKERS:
