@@ -35,6 +35,7 @@ from imagetag.domain.tags import Tag, TagCount, TagSource
 from imagetag.ports.detector import DecodedImage
 from imagetag.ports.fetcher import FetchedContent
 from imagetag.ports.repository import (
+    AddedImage,
     ApiKeyRepository,
     AuditLog,
     IdempotencyKeys,
@@ -118,16 +119,17 @@ class FakeImageRepository:
         self._state = state
         self._ids = ids
 
-    async def add(self, image: NewImage) -> Image:
+    async def add(self, image: NewImage) -> AddedImage:
         image_id = next(self._ids.images)
         self._state.images[image_id] = Image.stored(
             dataclasses.replace(image, detection=None), image_id
         )
+        run_id = None
         if image.detection is not None:
-            await self.add_detection_run(image_id, image.detection)
+            run_id = await self.add_detection_run(image_id, image.detection)
         stored = self._state.live_image(image_id)
         assert stored is not None
-        return stored
+        return AddedImage(stored, run_id)
 
     async def get(self, image_id: int) -> Image | None:
         return self._state.live_image(image_id)

@@ -101,6 +101,10 @@ def key(name: str, key_hash: str, *, role: Role = Role.TAGGER) -> ApiKeyRecord:
     return ApiKeyRecord(name, key_hash, f"itk_{name[:4]}", T0, "alice", "labelling-ui", role)
 
 
+async def add_image(uow: UnitOfWork, image: NewImage) -> Image:
+    return (await uow.images.add(image)).image
+
+
 async def ids_of(uow: UnitOfWork, limit: int = 100, **filters: object) -> list[int]:
     query = SearchQuery(**filters)  # type: ignore[arg-type]
     return [image.id for image in await uow.images.search(query, limit=limit)]
@@ -113,7 +117,7 @@ async def test_an_added_image_reads_back_equal_with_its_tags_and_their_provenanc
     unit_of_work: UnitOfWorkFactory,
 ) -> None:
     async with unit_of_work() as uow:
-        stored = await uow.images.add(new_image(1, run_of("bus", "person")))
+        stored = await add_image(uow, new_image(1, run_of("bus", "person")))
         await uow.commit()
     async with unit_of_work() as uow:
         loaded = await uow.images.get(stored.id)
@@ -131,12 +135,28 @@ async def test_an_added_image_reads_back_equal_with_its_tags_and_their_provenanc
     assert (first.box, second.box) == (BOX, None)
 
 
+async def test_adding_an_image_returns_the_id_of_the_run_it_came_with(
+    unit_of_work: UnitOfWorkFactory,
+) -> None:
+    async with unit_of_work() as uow:
+        detected = await uow.images.add(new_image(1, run_of("bus", "person")))
+        failed = await uow.images.add(new_image(2, failed_run()))
+        plain = await uow.images.add(new_image(3))
+        later = await uow.images.add_detection_run(detected.image.id, run_of("dog"))
+
+    assert detected.run_id is not None
+    assert {tag.run_id for tag in detected.image.tags} == {detected.run_id}
+    assert failed.run_id is not None
+    assert len({detected.run_id, failed.run_id, later}) == 3
+    assert plain.run_id is None
+
+
 async def test_a_failed_detection_is_stored_with_its_reason_and_no_tags(
     unit_of_work: UnitOfWorkFactory,
 ) -> None:
     async with unit_of_work() as uow:
-        stored = await uow.images.add(new_image(1, failed_run()))
-        plain = await uow.images.add(new_image(2))
+        stored = await add_image(uow, new_image(1, failed_run()))
+        plain = await add_image(uow, new_image(2))
         await uow.commit()
     async with unit_of_work() as uow:
         loaded = await uow.images.get(stored.id)
@@ -154,11 +174,11 @@ async def test_a_failed_detection_is_stored_with_its_reason_and_no_tags(
 
 async def test_ids_come_from_the_store_and_increase(unit_of_work: UnitOfWorkFactory) -> None:
     async with unit_of_work() as uow:
-        first = await uow.images.add(new_image(1))
-        second = await uow.images.add(new_image(2))
+        first = await add_image(uow, new_image(1))
+        second = await add_image(uow, new_image(2))
         await uow.commit()
     async with unit_of_work() as uow:
-        third = await uow.images.add(new_image(3))
+        third = await add_image(uow, new_image(3))
         await uow.commit()
 
     assert 0 < first.id < second.id < third.id
@@ -176,8 +196,8 @@ async def test_a_deleted_image_leaves_get_search_find_by_sha256_and_counts(
     unit_of_work: UnitOfWorkFactory,
 ) -> None:
     async with unit_of_work() as uow:
-        kept = await uow.images.add(new_image(1, run_of("dog")))
-        gone = await uow.images.add(new_image(2, run_of("cat")))
+        kept = await add_image(uow, new_image(1, run_of("dog")))
+        gone = await add_image(uow, new_image(2, run_of("cat")))
         await uow.tags.add_human(gone.id, ["sofa"], ALICE, T0)
         assert await uow.images.delete(gone.id, BOB, T0)
         await uow.commit()
@@ -193,7 +213,7 @@ async def test_relabel_and_delete_act_on_live_images_only(
     unit_of_work: UnitOfWorkFactory,
 ) -> None:
     async with unit_of_work() as uow:
-        image = await uow.images.add(new_image(1, run_of("cat")))
+        image = await add_image(uow, new_image(1, run_of("cat")))
         assert await uow.images.relabel(image.id, "renamed")
         await uow.commit()
     async with unit_of_work() as uow:
@@ -211,7 +231,7 @@ async def test_a_detection_run_on_an_image_that_is_not_live_raises_image_not_fou
     unit_of_work: UnitOfWorkFactory, which: str
 ) -> None:
     async with unit_of_work() as uow:
-        image = await uow.images.add(new_image(1))
+        image = await add_image(uow, new_image(1))
         await uow.images.delete(image.id, BOB, T0)
         image_id = image.id if which == "deleted" else 999_999
 
@@ -224,7 +244,7 @@ async def test_a_new_detection_run_adds_its_tags_and_becomes_the_latest(
 ) -> None:
     later = T0 + timedelta(hours=1)
     async with unit_of_work() as uow:
-        image = await uow.images.add(new_image(1, run_of("cat")))
+        image = await add_image(uow, new_image(1, run_of("cat")))
         second = await uow.images.add_detection_run(
             image.id, run_of(("cat", 0.8), ("dog", 0.6), detector=ONNX, by=BOB, at=later)
         )
@@ -254,9 +274,9 @@ async def test_the_oldest_live_image_with_the_bytes_is_found(
     unit_of_work: UnitOfWorkFactory,
 ) -> None:
     async with unit_of_work() as uow:
-        oldest = await uow.images.add(new_image(7))
-        newer = await uow.images.add(new_image(7, by=BOB))
-        await uow.images.add(new_image(8))
+        oldest = await add_image(uow, new_image(7))
+        newer = await add_image(uow, new_image(7, by=BOB))
+        await add_image(uow, new_image(8))
         await uow.commit()
     async with unit_of_work() as uow:
         found = await uow.images.find_by_sha256(oldest.sha256)
@@ -272,7 +292,7 @@ async def test_adding_human_tags_skips_names_the_same_user_already_put_on_the_im
     unit_of_work: UnitOfWorkFactory,
 ) -> None:
     async with unit_of_work() as uow:
-        image = await uow.images.add(new_image(1, run_of("cat")))
+        image = await add_image(uow, new_image(1, run_of("cat")))
         assert await uow.tags.add_human(image.id, ["cat", "tabby"], ALICE, T0) == ("cat", "tabby")
         assert await uow.tags.add_human(image.id, ["tabby", "sofa", "cat"], ALICE, T0) == ("sofa",)
         # Another person's tags of the same names are theirs, and are kept beside.
@@ -296,7 +316,7 @@ async def test_a_name_given_twice_in_one_call_is_added_once(
     unit_of_work: UnitOfWorkFactory,
 ) -> None:
     async with unit_of_work() as uow:
-        image = await uow.images.add(new_image(1))
+        image = await add_image(uow, new_image(1))
         assert await uow.tags.add_human(image.id, ["cat", "dog", "cat"], ALICE, T0) == (
             "cat",
             "dog",
@@ -312,7 +332,7 @@ async def test_tags_of_an_image_that_is_not_live_are_neither_added_nor_removed(
     unit_of_work: UnitOfWorkFactory, which: str
 ) -> None:
     async with unit_of_work() as uow:
-        image = await uow.images.add(new_image(1, run_of("cat")))
+        image = await add_image(uow, new_image(1, run_of("cat")))
         await uow.images.delete(image.id, BOB, T0)
         image_id = image.id if which == "deleted" else 999_999
 
@@ -324,8 +344,8 @@ async def test_removing_a_tag_takes_off_every_live_tag_of_that_name_from_both_so
     unit_of_work: UnitOfWorkFactory,
 ) -> None:
     async with unit_of_work() as uow:
-        image = await uow.images.add(new_image(1, run_of("cat", "cat", "dog")))
-        other = await uow.images.add(new_image(2, run_of("cat")))
+        image = await add_image(uow, new_image(1, run_of("cat", "cat", "dog")))
+        other = await add_image(uow, new_image(2, run_of("cat")))
         await uow.tags.add_human(image.id, ["cat"], ALICE, T0)
         await uow.tags.add_human(image.id, ["cat"], BOB, T0)
         assert await uow.tags.remove(image.id, "cat", BOB, T0) == 4
@@ -345,13 +365,13 @@ async def test_tag_counts_count_images_per_live_name_in_all_and_by_source(
     unit_of_work: UnitOfWorkFactory,
 ) -> None:
     async with unit_of_work() as uow:
-        both = await uow.images.add(new_image(1, run_of("cat", "cat")))
+        both = await add_image(uow, new_image(1, run_of("cat", "cat")))
         await uow.tags.add_human(both.id, ["cat", "sofa"], ALICE, T0)
-        human = await uow.images.add(new_image(2))
+        human = await add_image(uow, new_image(2))
         await uow.tags.add_human(human.id, ["cat", "zebra"], BOB, T0)
-        model = await uow.images.add(new_image(3, run_of("dog", "zebra")))
+        model = await add_image(uow, new_image(3, run_of("dog", "zebra")))
         await uow.tags.remove(model.id, "zebra", BOB, T0)
-        deleted = await uow.images.add(new_image(4, run_of("cat", "dog", "owl")))
+        deleted = await add_image(uow, new_image(4, run_of("cat", "dog", "owl")))
         await uow.images.delete(deleted.id, BOB, T0)
         counts = await uow.tags.counts()
 
@@ -370,7 +390,7 @@ async def test_search_lists_newest_first_and_pages_with_limit_and_before_id(
     unit_of_work: UnitOfWorkFactory,
 ) -> None:
     async with unit_of_work() as uow:
-        first, second, third, fourth = [await uow.images.add(new_image(n)) for n in range(1, 5)]
+        first, second, third, fourth = [await add_image(uow, new_image(n)) for n in range(1, 5)]
 
         assert await ids_of(uow) == [fourth.id, third.id, second.id, first.id]
         assert await ids_of(uow, limit=2) == [fourth.id, third.id]
@@ -385,13 +405,13 @@ async def test_search_examples_read_as_the_query_language(
 ) -> None:
     later = T0 + timedelta(days=1)
     async with unit_of_work() as uow:
-        dog = await uow.images.add(new_image(1, run_of(("dog", 0.9))))
-        both = await uow.images.add(new_image(2, run_of(("cat", 0.4), ("dog", 0.7))))
-        cat = await uow.images.add(new_image(3, run_of(("cat", 0.8), detector=ONNX)))
-        plain = await uow.images.add(new_image(4))
-        tagged = await uow.images.add(new_image(5))
+        dog = await add_image(uow, new_image(1, run_of(("dog", 0.9))))
+        both = await add_image(uow, new_image(2, run_of(("cat", 0.4), ("dog", 0.7))))
+        cat = await add_image(uow, new_image(3, run_of(("cat", 0.8), detector=ONNX)))
+        plain = await add_image(uow, new_image(4))
+        tagged = await add_image(uow, new_image(5))
         await uow.tags.add_human(tagged.id, ["cat"], BOB, later)
-        gone = await uow.images.add(new_image(6, run_of("dog")))
+        gone = await add_image(uow, new_image(6, run_of("dog")))
         await uow.images.delete(gone.id, BOB, T0)
 
         async def ids(limit: int = 100, **filters: object) -> list[int]:
@@ -492,7 +512,7 @@ async def store(uow: UnitOfWork, planned: list[Plan]) -> list[Image]:
     """Carry out the plans; return the live images, newest first, as the store reads them."""
     live = []
     for plan in planned:
-        image = await uow.images.add(plan.image)
+        image = await add_image(uow, plan.image)
         for actor, names in plan.human:
             await uow.tags.add_human(image.id, names, actor, T0)
         if plan.removed is not None:
@@ -572,7 +592,7 @@ async def test_an_idempotency_key_is_found_for_its_user_only(
     unit_of_work: UnitOfWorkFactory,
 ) -> None:
     async with unit_of_work() as uow:
-        image = await uow.images.add(new_image(1))
+        image = await add_image(uow, new_image(1))
         record = IdempotencyRecord(ALICE.user, "k-1", "f" * 64, image.id, T0)
         await uow.idempotency.add(record)
         await uow.commit()
@@ -586,11 +606,11 @@ async def test_a_taken_idempotency_key_is_refused_and_the_transaction_goes_on(
     unit_of_work: UnitOfWorkFactory,
 ) -> None:
     async with unit_of_work() as uow:
-        first = await uow.images.add(new_image(1))
+        first = await add_image(uow, new_image(1))
         await uow.idempotency.add(IdempotencyRecord(ALICE.user, "k-1", "a" * 64, first.id, T0))
         await uow.commit()
     async with unit_of_work() as uow:
-        second = await uow.images.add(new_image(2))
+        second = await add_image(uow, new_image(2))
         with pytest.raises(IdempotencyKeyTaken):
             await uow.idempotency.add(IdempotencyRecord(ALICE.user, "k-1", "b" * 64, second.id, T0))
         await uow.idempotency.add(IdempotencyRecord(BOB.user, "k-1", "b" * 64, second.id, T0))
@@ -682,10 +702,10 @@ async def test_work_that_is_not_committed_is_seen_by_no_other_unit_of_work(
     unit_of_work: UnitOfWorkFactory,
 ) -> None:
     async with unit_of_work() as uow:
-        committed = await uow.images.add(new_image(1))
+        committed = await add_image(uow, new_image(1))
         await uow.commit()
     async with unit_of_work() as uow:
-        image = await uow.images.add(new_image(2, run_of("cat")))
+        image = await add_image(uow, new_image(2, run_of("cat")))
         await uow.tags.add_human(committed.id, ["sofa"], ALICE, T0)
         await uow.images.relabel(committed.id, "renamed")
         await uow.audit.append(event(AuditEventType.IMAGE_CREATED, image_id=image.id))
@@ -707,10 +727,10 @@ async def test_rollback_discards_the_work_so_far_and_the_unit_goes_on(
     unit_of_work: UnitOfWorkFactory,
 ) -> None:
     async with unit_of_work() as uow:
-        dropped = await uow.images.add(new_image(1))
+        dropped = await add_image(uow, new_image(1))
         await uow.rollback()
         assert await uow.images.get(dropped.id) is None
-        kept = await uow.images.add(new_image(2))
+        kept = await add_image(uow, new_image(2))
         await uow.commit()
     async with unit_of_work() as uow:
         assert await ids_of(uow) == [kept.id]
@@ -723,7 +743,7 @@ async def test_an_error_inside_a_unit_of_work_leaves_nothing_behind(
 
     async def add_then_fail() -> None:
         async with unit_of_work() as uow:
-            added.append(await uow.images.add(new_image(1)))
+            added.append(await add_image(uow, new_image(1)))
             raise RuntimeError("the service gave up")
 
     with pytest.raises(RuntimeError):
@@ -736,15 +756,15 @@ async def test_the_point_reader_sees_committed_live_images_with_their_live_tags(
     unit_of_work: UnitOfWorkFactory, image_reader: ImageReader
 ) -> None:
     async with unit_of_work() as uow:
-        tagged = await uow.images.add(new_image(1, run_of("bus", "person", "person")))
-        plain = await uow.images.add(new_image(2))
-        deleted = await uow.images.add(new_image(3))
+        tagged = await add_image(uow, new_image(1, run_of("bus", "person", "person")))
+        plain = await add_image(uow, new_image(2))
+        deleted = await add_image(uow, new_image(3))
         await uow.tags.add_human(tagged.id, ["red bus", "street"], BOB, T0)
         await uow.tags.remove(tagged.id, "person", BOB, T0)
         await uow.images.delete(deleted.id, BOB, T0)
         await uow.commit()
     async with unit_of_work() as uow:
-        uncommitted = await uow.images.add(new_image(4, run_of("dog")))
+        uncommitted = await add_image(uow, new_image(4, run_of("dog")))
         assert await image_reader.get(uncommitted.id) is None
         expected = await uow.images.get(tagged.id)
 

@@ -74,7 +74,7 @@ async def test_two_transactions_of_one_user_adding_the_same_tag_store_it_once(
     unit_of_work: SqlUnitOfWorkFactory,
 ) -> None:
     async with unit_of_work() as uow:
-        image = await uow.images.add(new_image(1))
+        image = (await uow.images.add(new_image(1))).image
         await uow.commit()
     first = unit_of_work()
     async with first:
@@ -104,8 +104,8 @@ async def test_removing_a_tag_takes_off_every_live_tag_of_that_name_and_keeps_th
 ) -> None:
     removed_at = T0 + timedelta(hours=2)
     async with unit_of_work() as uow:
-        image = await uow.images.add(new_image(1, run_of("cat", "cat", "dog")))
-        other = await uow.images.add(new_image(2, run_of("cat")))
+        image = (await uow.images.add(new_image(1, run_of("cat", "cat", "dog")))).image
+        other = (await uow.images.add(new_image(2, run_of("cat")))).image
         await uow.tags.add_human(image.id, ["cat"], ALICE, T0)
         assert await uow.tags.remove(image.id, "cat", BOB, removed_at) == 3
         assert await uow.tags.remove(image.id, "cat", BOB, removed_at) == 0

@@ -185,7 +185,7 @@ async def store(uow: SqlUnitOfWork, plans: list[ImagePlan]) -> list[Image]:
     """Apply the plans and return the live images as the domain says they must be."""
     live: list[Image] = []
     for plan in plans:
-        image = await uow.images.add(plan.image)
+        image = (await uow.images.add(plan.image)).image
         tags = list(image.tags)
         for change in plan.changes:
             if isinstance(change, AddHuman):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
@@ -15,10 +16,19 @@ from imagetag.domain.search import SearchQuery
 from imagetag.domain.tags import TagCount
 
 
+@dataclass(frozen=True, slots=True)
+class AddedImage:
+    """What ``ImageRepository.add`` stored: the image, and the id of the detection run it
+    came with (None when it came with none)."""
+
+    image: Image
+    run_id: int | None
+
+
 class ImageRepository(Protocol):
     """Live (not deleted) images with their live tags."""
 
-    async def add(self, image: NewImage) -> Image:
+    async def add(self, image: NewImage) -> AddedImage:
         """Store a new image with its detection run, if any; the store assigns the ids."""
         ...
 

@@ -265,13 +265,11 @@ class ImageService:
             detection=run,
         )
         async with self._unit_of_work() as uow:
-            # The run is added on its own so that its id is known for the audit event.
-            image = await uow.images.add(replace(new_image, detection=None))
+            added = await uow.images.add(new_image)
+            image = added.image
             await uow.audit.append(image_created_event(image, principal.actor))
             if run is not None:
-                run_id = await uow.images.add_detection_run(image.id, run)
-                await uow.audit.append(detection_run_event(image.id, run, run_id))
-                image = Image.stored(new_image, image.id, run_id)
+                await uow.audit.append(detection_run_event(image.id, run, added.run_id))
             if remembered is not None:
                 await uow.idempotency.add(replace(remembered, image_id=image.id))
             await uow.commit()

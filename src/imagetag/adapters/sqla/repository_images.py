@@ -20,6 +20,7 @@ from imagetag.domain.errors import ImageNotFound
 from imagetag.domain.images import DetectionRun, Image, NewImage
 from imagetag.domain.principals import Actor
 from imagetag.domain.search import SearchQuery
+from imagetag.ports.repository import AddedImage
 
 # The writes of an ingest as Core statements built once, parameters passed at execution:
 # building an ORM-enabled statement with .values() per call (coercing every value and
@@ -36,13 +37,13 @@ class SqlImageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def add(self, image: NewImage) -> Image:
+    async def add(self, image: NewImage) -> AddedImage:
         result = await self._session.execute(_INSERT_IMAGE, image_values(image))
         image_id: int = result.scalar_one()
         run_id = None
         if image.detection is not None:
             run_id = await self._insert_run(image_id, image.detection)
-        return Image.stored(image, image_id, run_id)
+        return AddedImage(Image.stored(image, image_id, run_id), run_id)
 
     async def get(self, image_id: int) -> Image | None:
         result = await self._session.execute(GET_IMAGE, {"image_id": image_id})
