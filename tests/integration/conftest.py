@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from imagetag.adapters.sqla import sqlite_driver
 from tests.support.databases import fresh_postgres_database, migrated_database, postgres_server
 
 # Re-exported: test modules import it from here.
@@ -28,3 +30,22 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return await migrated_database(
         "postgresql", tmp_path, request.getfixturevalue("postgres_admin_url")
     )
+
+
+@pytest.fixture
+def sqlite_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of every function sent to a SQLite connection's thread, in order."""
+    sent: list[str] = []
+    original = sqlite_driver.OneHopConnection._execute
+
+    def counting(
+        self: sqlite_driver.OneHopConnection,
+        function: Callable[..., Any],
+        *args: Any,
+        **kwargs: Any,
+    ) -> Awaitable[Any]:
+        sent.append(getattr(function, "__name__", repr(function)))
+        return original(self, function, *args, **kwargs)  # type: ignore[no-untyped-call,no-any-return]
+
+    monkeypatch.setattr(sqlite_driver.OneHopConnection, "_execute", counting)
+    return sent

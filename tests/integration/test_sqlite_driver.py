@@ -3,9 +3,8 @@ SQLAlchemy, like aiosqlite's own: rows, row counts, last row ids, errors, transa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -27,22 +26,6 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-@pytest.fixture
-def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The name of every function sent to a connection's thread, in order."""
-    sent: list[str] = []
-    original = sqlite_driver.OneHopConnection._execute
-
-    def counting(
-        self: sqlite_driver.OneHopConnection, function: Callable[..., Any], *args: Any
-    ) -> Awaitable[Any]:
-        sent.append(getattr(function, "__name__", repr(function)))
-        return original(self, function, *args)  # type: ignore[no-untyped-call,no-any-return]
-
-    monkeypatch.setattr(sqlite_driver.OneHopConnection, "_execute", counting)
-    return sent
-
-
 async def test_the_engine_opens_sqlite_through_one_hop_connections(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         raw = await connection.get_raw_connection()
@@ -50,10 +33,10 @@ async def test_the_engine_opens_sqlite_through_one_hop_connections(engine: Async
 
 
 async def test_each_statement_takes_one_hop_and_answers_rows_counts_and_ids(
-    engine: AsyncEngine, hops: list[str]
+    engine: AsyncEngine, sqlite_hops: list[str]
 ) -> None:
     async with engine.connect() as connection:
-        hops.clear()
+        sqlite_hops.clear()
         inserted = await connection.execute(
             text("INSERT INTO things (name) VALUES ('bus') RETURNING id")
         )
@@ -70,7 +53,7 @@ async def test_each_statement_takes_one_hop_and_answers_rows_counts_and_ids(
         assert updated.rowcount == 3
         rows = await connection.execute(text("SELECT id, name FROM things ORDER BY id"))
         assert rows.all() == [(1, "bus"), (2, "car!"), (3, "dog!"), (4, "cat!")]
-        assert hops == ["_run_statement"] * 5
+        assert sqlite_hops == ["_run_statement"] * 5
         await connection.commit()
 
 
@@ -116,23 +99,23 @@ async def test_a_failing_statement_raises_the_usual_error_and_the_connection_goe
 
 
 async def test_returning_a_committed_connection_to_the_pool_takes_no_hop(
-    engine: AsyncEngine, hops: list[str]
+    engine: AsyncEngine, sqlite_hops: list[str]
 ) -> None:
     async with engine.connect() as connection:
         await connection.execute(text("INSERT INTO things (name) VALUES ('bus')"))
         await connection.commit()
-        hops.clear()
+        sqlite_hops.clear()
     # The pool rolls back every connection it gets back; with nothing open, nothing to send.
-    assert hops == []
+    assert sqlite_hops == []
 
 
 async def test_work_not_committed_is_rolled_back_when_the_connection_returns(
-    engine: AsyncEngine, hops: list[str]
+    engine: AsyncEngine, sqlite_hops: list[str]
 ) -> None:
     async with engine.connect() as connection:
         await connection.execute(text("INSERT INTO things (name) VALUES ('bus')"))
-        hops.clear()
-    assert hops == ["rollback"]
+        sqlite_hops.clear()
+    assert sqlite_hops == ["rollback"]
     async with engine.connect() as connection:
         count = await connection.execute(text("SELECT count(*) FROM things"))
         assert count.scalar_one() == 0

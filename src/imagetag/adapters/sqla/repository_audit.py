@@ -20,7 +20,8 @@ _APPEND = insert(audit_events)
 
 class SqlAuditLog:
     """Events appended in a unit of work are written together, in order, when it commits
-    (or before a read): one statement for an ingest's two events instead of two."""
+    (or before a read): one statement for an ingest's two events instead of two, which
+    on SQLite the commit sends with the COMMIT (``sqlite_writes``)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -33,8 +34,16 @@ class SqlAuditLog:
         """Write the events appended since the last flush; the unit of work's commit
         calls this."""
         if self._pending:
-            pending, self._pending = self._pending, []
-            await self._session.execute(_APPEND, pending)
+            await self._session.execute(_APPEND, self.take_pending())
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+    def take_pending(self) -> list[Values]:
+        """The rows of the events not written yet, for the caller to write."""
+        pending, self._pending = self._pending, []
+        return pending
 
     def discard(self) -> None:
         """Drop the events not written yet; the unit of work's rollback calls this."""

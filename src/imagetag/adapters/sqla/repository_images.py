@@ -15,6 +15,7 @@ from imagetag.adapters.sqla.mapping import (
     run_values,
 )
 from imagetag.adapters.sqla.queries import GET_IMAGE, images, runs, search_statement, tags
+from imagetag.adapters.sqla.sqlite_writes import insert_image, one_hop_connection
 from imagetag.adapters.sqla.tables import ImageRow
 from imagetag.domain.errors import ImageNotFound
 from imagetag.domain.images import DetectionRun, Image, NewImage
@@ -38,8 +39,12 @@ class SqlImageRepository:
         self._session = session
 
     async def add(self, image: NewImage) -> AddedImage:
+        sqlite_connection = await one_hop_connection(self._session)
+        if sqlite_connection is not None:
+            image_id, run_id = await sqlite_connection.call(insert_image, image)
+            return AddedImage(Image.stored(image, image_id, run_id), run_id)
         result = await self._session.execute(_INSERT_IMAGE, image_values(image))
-        image_id: int = result.scalar_one()
+        image_id = result.scalar_one()
         run_id = None
         if image.detection is not None:
             run_id = await self._insert_run(image_id, image.detection)

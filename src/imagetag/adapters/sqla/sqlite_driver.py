@@ -9,8 +9,9 @@ rows, its description, row count and last row id; what SQLAlchemy then reads fro
 already in memory.
 
 Rows are fetched whole, so a server-side cursor (``stream()``) buffers its result too;
-imagetag reads bounded pages only. Everything else (the thread, the queue, commit,
-rollback, close) is aiosqlite's own. The hop uses ``Connection._execute``, the one
+imagetag reads bounded pages only. ``call`` sends work of several statements in one hop
+(``sqlite_writes``). Everything else (the thread, the queue, commit, rollback, close) is
+aiosqlite's own. The hop uses ``Connection._execute``, the one
 function aiosqlite itself runs every call through: internal, but present in every
 aiosqlite release SQLAlchemy supports, and SQLAlchemy's adapter already relies on the
 connection's internals (``_conn``, ``_tx``, ``_thread``) in the same way.
@@ -20,15 +21,17 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar, cast
 
 import aiosqlite
 
 Row = Any
 Description = tuple[tuple[Any, ...], ...] | None
 Outcome = tuple[Description, int, int | None, list[Row]]
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class OneHopConnection(aiosqlite.Connection):
@@ -60,10 +63,20 @@ class OneHopConnection(aiosqlite.Connection):
         self, sql: str, parameters: Any = None, *, many: bool = False
     ) -> Outcome:
         """Run one statement (or one ``executemany``) on the connection's thread."""
-        outcome: Outcome = await self._execute(  # type: ignore[no-untyped-call]
-            _run_statement, self._conn, sql, parameters, many
+        return await self.call(_run_statement, sql, parameters, many)
+
+    async def call(
+        self,
+        function: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``function(connection, *args, **kwargs)`` on the connection's thread, in one hop:
+        for work of several statements (see ``sqlite_writes``)."""
+        result: T = await self._execute(  # type: ignore[no-untyped-call]
+            function, self._conn, *args, **kwargs
         )
-        return outcome
+        return result
 
 
 def _run_statement(

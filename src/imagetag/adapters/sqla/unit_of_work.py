@@ -12,6 +12,10 @@ from imagetag.adapters.sqla.repository_idempotency import SqlIdempotencyKeys
 from imagetag.adapters.sqla.repository_images import SqlImageRepository
 from imagetag.adapters.sqla.repository_keys import SqlApiKeyRepository
 from imagetag.adapters.sqla.repository_tags import SqlTagRepository
+from imagetag.adapters.sqla.sqlite_writes import (
+    append_audit_events_and_commit,
+    one_hop_connection,
+)
 
 
 class SqlUnitOfWork:
@@ -48,7 +52,16 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         assert self._session is not None
-        await self.audit.flush()
+        sqlite_connection = (
+            await one_hop_connection(self._session) if self.audit.has_pending else None
+        )
+        if sqlite_connection is not None:
+            # The audit events and the COMMIT in one hop; SQLAlchemy's commit then finds no
+            # transaction open on the connection and only closes its own.
+            events = self.audit.take_pending()
+            await sqlite_connection.call(append_audit_events_and_commit, events)
+        else:
+            await self.audit.flush()
         await self._session.commit()
 
     async def rollback(self) -> None:
