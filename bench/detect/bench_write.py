@@ -6,8 +6,9 @@
 Runs ``ImageService.ingest(detect=True)`` over the real SQL unit of work (a fresh, migrated
 SQLite file by default; ``--database-url`` for another database, which must be empty and
 migrated) with an inspector, blob store and detector that answer at once, so the time is
-the service's write block: the image, its audit event, the detection run and its tags, the
-run's audit event, and the commit. Prints the median and p90 per ingest, in rounds so that
+the service's write block: the image with its detection run and the run's tags, the two
+audit events, and the commit (on SQLite two hops to the connection's thread, see
+``adapters/sqla/sqlite_writes.py``). Prints the median and p90 per ingest, in rounds so that
 a burst of load elsewhere shows as one slow round rather than a shifted median.
 """
 

@@ -112,7 +112,7 @@ class TimedRepository:
         self._inner, self._timings = inner, timings
 
     async def add(self, image: Any) -> Any:
-        return await _timed(self._timings, "images.add (INSERT, flush)", self._inner.add(image))
+        return await _timed(self._timings, "images.add (image, run, tags)", self._inner.add(image))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

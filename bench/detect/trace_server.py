@@ -45,9 +45,9 @@ SEGMENTS = (
     ("decode (OpenCV)", "decode+", "decode-"),
     ("YOLO.predict", "predict+", "predict-"),
     ("results, hop back to the loop", "predict-", "add+"),
-    ("INSERT image (ORM, aiosqlite)", "add+", "add-"),
-    ("audit, run, tags, idempotency", "add-", "commit+"),
-    ("COMMIT", "commit+", "commit-"),
+    ("INSERT image, run, tags", "add+", "add-"),
+    ("audit events, idempotency key", "add-", "commit+"),
+    ("COMMIT (with the audit events)", "commit+", "commit-"),
     ("close, label, answer", "commit-", "send"),
     ("whole request", "request", "send"),
 )
