@@ -175,50 +175,66 @@ def _window_bounds(
     """
     image_bound = tag_bound = None
     if query.created_after is not None and query.created_before is not None:
-        after, before = query.created_after, query.created_before
-        newest = NEWEST_IMAGES
-        recent = (
-            select(newest.c.id, newest.c.created_at)
-            .order_by(newest.c.id.desc())
-            .limit(limit)
-            .subquery("recent_images")
-        )
-        created = CREATED_WINDOW
-        image_bound = func.coalesce(
-            select(func.max(recent.c.id))
-            .where(recent.c.created_at >= after, recent.c.created_at < before)
-            .scalar_subquery(),
-            select(func.max(created.c.id + literal_column("0")))
-            .where(created.c.created_at >= after, created.c.created_at < before)
-            .scalar_subquery(),
+        image_bound = _newest_image_id_in_window(
+            NEWEST_IMAGES,
+            CREATED_WINDOW,
+            "id",
+            "created_at",
+            (query.created_after, query.created_before),
+            limit,
+            name="recent_images",
         )
     if has_driver and query.tagged_after is not None and query.tagged_before is not None:
-        after, before = query.tagged_after, query.tagged_before
-        newest = NEWEST_TAGS
-        recent = (
-            select(newest.c.image_id, newest.c.added_at)
-            .where(newest.c.removed_at.is_(None))
-            .order_by(newest.c.image_id.desc())
-            .limit(limit)
-            .subquery("recent_tags")
-        )
-        window = TAGGED_WINDOW
-        bound = func.coalesce(
-            select(func.max(recent.c.image_id))
-            .where(recent.c.added_at >= after, recent.c.added_at < before)
-            .scalar_subquery(),
-            select(func.max(window.c.image_id + literal_column("0")))
-            .where(
-                window.c.removed_at.is_(None),
-                window.c.added_at >= after,
-                window.c.added_at < before,
-            )
-            .scalar_subquery(),
+        bound = _newest_image_id_in_window(
+            NEWEST_TAGS,
+            TAGGED_WINDOW,
+            "image_id",
+            "added_at",
+            (query.tagged_after, query.tagged_before),
+            limit,
+            name="recent_tags",
+            live_only=True,
         )
         # A CTE: the images and the joined tags both use it, computed once.
         newest_id = select(bound.label("image_id")).cte("tagged_window_bound")
         tag_bound = select(newest_id.c.image_id).scalar_subquery()
     return image_bound, tag_bound
+
+
+def _newest_image_id_in_window(
+    newest: FromClause,
+    window: FromClause,
+    image_id: str,
+    at: str,
+    between: tuple[datetime, datetime],
+    limit: int,
+    *,
+    name: str,
+    live_only: bool = False,
+) -> ColumnElement[Any]:
+    """The highest ``image_id`` of the rows whose ``at`` falls in ``between``: among the
+    ``limit`` newest rows of ``newest``, else by a scan of ``window`` (two aliases of one
+    table; ``_window_bounds`` says why). ``live_only`` keeps to tags not removed."""
+    after, before = between
+
+    def live(rows: FromClause) -> list[ColumnElement[bool]]:
+        return [rows.c.removed_at.is_(None)] if live_only else []
+
+    recent = (
+        select(newest.c[image_id], newest.c[at])
+        .where(*live(newest))
+        .order_by(newest.c[image_id].desc())
+        .limit(limit)
+        .subquery(name)
+    )
+    return func.coalesce(
+        select(func.max(recent.c[image_id]))
+        .where(recent.c[at] >= after, recent.c[at] < before)
+        .scalar_subquery(),
+        select(func.max(window.c[image_id] + literal_column("0")))
+        .where(*live(window), window.c[at] >= after, window.c[at] < before)
+        .scalar_subquery(),
+    )
 
 
 def _some_qualifying_tag(query: SearchQuery, condition: _TagCondition) -> ColumnElement[bool]:
