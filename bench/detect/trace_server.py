@@ -43,6 +43,7 @@ SEGMENTS = (
     ("  verify: 1/8 decode (concurrent)", "verify+", "verify-"),
     ("  blob write+fsync (concurrent)", "put+", "put-"),
     ("decode (OpenCV)", "decode+", "decode-"),
+    ("hop back, marker check, hop to predict", "decode-", "predict+"),
     ("YOLO.predict", "predict+", "predict-"),
     ("results, hop back to the loop", "predict-", "add+"),
     ("INSERT image, run, tags", "add+", "add-"),
