@@ -1,6 +1,8 @@
 """Role guards: a caller without the role gets 403 before the request body is read.
 
-The services check roles too; the guard only makes the refusal cheap and early.
+The services check roles too; the guard only makes the refusal cheap and early. Guards are
+coroutines: Litestar runs a plain function guard in a worker thread, a hop (~0.2 ms) on
+every request, in the pool that hashes and stores uploads.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from imagetag.services.authorization import require
 
 
 def requires(role: Role) -> Guard:
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = connection.scope.get("user")
         assert isinstance(principal, Principal), "the auth middleware runs first"
         require(principal, role)
