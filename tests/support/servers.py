@@ -21,6 +21,7 @@ class ThreadedUvicorn:
     """Runs an ASGI app under uvicorn in a thread with its own event loop."""
 
     def __init__(self, app: Any, port: int | None = None) -> None:
+        self.app = app
         self.port = port or free_port()
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"

@@ -29,6 +29,7 @@ from imagetag.entrypoints.http import (
 from imagetag.entrypoints.http.auth import bearer_authentication
 from imagetag.entrypoints.http.body_deadline import BODY_TIMEOUT_STATE
 from imagetag.entrypoints.http.dependencies import dependencies_for
+from imagetag.entrypoints.http.hot_read import HotRead, ImagetagApp
 from imagetag.entrypoints.http.lean_get import lean_get
 from imagetag.entrypoints.http.problems import (
     domain_error_handler,
@@ -53,11 +54,10 @@ async def _warm_up(warm_up: Callable[[], Awaitable[None]]) -> None:
         logger.error("the detector could not be loaded: %s", error)
 
 
-def _middleware(container: Container, settings: Settings) -> list[Middleware]:
+def _middleware(container: Container, limiter: RateLimiter | None) -> list[Middleware]:
     """The credential check, then the caller's rate."""
     chain: list[Middleware] = [bearer_authentication(container.authenticator())]
-    if settings.rate_limit_per_minute:
-        limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    if limiter is not None:
         chain.append(rate_limiting(limiter))
     return chain
 
@@ -66,6 +66,12 @@ def create_app(container: Container | None = None) -> Litestar:
     """Build the API over ``container`` (by default one built from the environment)."""
     container = container or build_container(Settings.from_env())
     settings: Settings = container.settings()
+    # One limiter for the middleware and the hot read, so each request counts once.
+    limiter = (
+        RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+        if settings.rate_limit_per_minute
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -82,7 +88,7 @@ def create_app(container: Container | None = None) -> Litestar:
                 warming.cancel()
             await close_container(container)
 
-    return Litestar(
+    app = ImagetagApp(
         route_handlers=[
             routes_health.health,
             routes_images.create_image,
@@ -103,7 +109,7 @@ def create_app(container: Container | None = None) -> Litestar:
             routes_keys.revoke_key,
         ],
         dependencies=dependencies_for(container),
-        middleware=_middleware(container, settings),
+        middleware=_middleware(container, limiter),
         cors_config=(
             CORSConfig(
                 allow_origins=list(settings.cors_origin_list),
@@ -148,3 +154,7 @@ def create_app(container: Container | None = None) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    app.hot_read = HotRead(
+        authenticator=container.authenticator, images=container.images, limiter=limiter
+    )
+    return app

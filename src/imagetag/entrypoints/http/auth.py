@@ -36,10 +36,18 @@ def _bearer_secret(scope: Scope) -> str:
         raise NotAuthorizedException(
             "this endpoint needs a credential: send 'Authorization: Bearer <key or token>'"
         )
+    secret = bearer_secret(header)
+    if secret is None:
+        raise NotAuthorizedException("the Authorization header must read 'Bearer <key or token>'")
+    return secret
+
+
+def bearer_secret(header: bytes) -> str | None:
+    """The credential of an ``Authorization: Bearer <secret>`` header; None if malformed."""
     scheme, _, secret = header.decode("latin-1").partition(" ")
     secret = secret.strip()
     if scheme.casefold() != "bearer" or not secret:
-        raise NotAuthorizedException("the Authorization header must read 'Bearer <key or token>'")
+        return None
     return secret
 
 

@@ -15,7 +15,7 @@ _ALWAYS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cross-origin-resource-policy", b"same-origin"),
 ]
-_FOR_DATA = [
+FOR_DATA = [
     *_ALWAYS,
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'; sandbox"),
     (b"x-frame-options", b"DENY"),
@@ -28,4 +28,4 @@ async def add_security_headers(message: Message, scope: Scope) -> None:
         return
     path = scope["path"]
     docs = path == DOCS_PREFIX or path.startswith(DOCS_PREFIX + "/")
-    message["headers"] = [*message.get("headers", ()), *(_ALWAYS if docs else _FOR_DATA)]
+    message["headers"] = [*message.get("headers", ()), *(_ALWAYS if docs else FOR_DATA)]
