@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from litestar import Litestar, Router
+from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
@@ -30,7 +30,6 @@ from imagetag.entrypoints.http.auth import bearer_authentication
 from imagetag.entrypoints.http.body_deadline import BODY_TIMEOUT_STATE
 from imagetag.entrypoints.http.dependencies import dependencies_for
 from imagetag.entrypoints.http.hot_read import HotRead, ImagetagApp
-from imagetag.entrypoints.http.lean_get import lean_get
 from imagetag.entrypoints.http.problems import (
     domain_error_handler,
     http_exception_handler,
@@ -93,8 +92,8 @@ def create_app(container: Container | None = None) -> Litestar:
             routes_health.health,
             routes_images.create_image,
             routes_images.list_images,
-            # The hot read: the same handler, called without Litestar's per-request kit.
-            Router("/", route_handlers=[routes_images.get_image], middleware=[lean_get]),
+            # The hot read; its plain success is answered in front of Litestar (hot_read).
+            routes_images.get_image,
             routes_images.update_image,
             routes_images.delete_image,
             routes_images.detect_again,
