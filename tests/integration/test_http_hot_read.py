@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 import pytest
 from litestar import Litestar
+from litestar.handlers import HTTPRouteHandler
 
+from imagetag.entrypoints.http import routes_images
 from tests.integration.test_http_api import (
     assert_problem,
     authorised_client,
@@ -123,3 +125,29 @@ def test_an_app_without_the_front_answers_the_same(tmp_path: Path) -> None:
         plain = client.get(f"/images/{image_id}")
     assert hot.content == plain.content
     assert headers_without_date(hot) == headers_without_date(plain)
+
+
+def test_the_route_the_front_stands_in_for_has_nothing_the_front_would_skip(
+    tmp_path: Path,
+) -> None:
+    # The front checks the credential and the rate as the middleware does; a guard, hook,
+    # response header or cookie on the route or on the app would be skipped for the reads
+    # it answers.
+    server, _, _ = start_api(tmp_path)
+    app: Litestar = server.app
+    (route,) = [route for route in app.routes if route.path == "/images/{image_id:int}"]
+    (handler,) = [
+        handler
+        for handler in route.route_handlers
+        if isinstance(handler, HTTPRouteHandler) and "GET" in handler.http_methods
+    ]
+
+    assert handler.fn is routes_images.get_image.fn
+    assert handler.resolve_guards() == []
+    assert handler.resolve_before_request() is None
+    assert handler.resolve_after_response() is None
+    assert not [
+        layer for layer in handler.ownership_layers if getattr(layer, "after_request", None)
+    ]
+    assert handler.resolve_response_headers() == frozenset()
+    assert handler.resolve_response_cookies() == frozenset()
