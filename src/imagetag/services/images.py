@@ -208,6 +208,9 @@ class ImageService:
             else await self._fetch(pending, for_detection=request.detect)
         )
         sha256 = accepted.sha256
+        # The image exists from the moment its bytes are accepted: a detection run (and the
+        # tags it adds) comes after it, in time as in the audit log.
+        created_at = self._clock.now()
         if self._duplicates is DuplicatePolicy.REUSE:
             async with self._unit_of_work() as uow:
                 existing = await uow.images.find_by_sha256(sha256)
@@ -260,7 +263,7 @@ class ImageService:
             sha256=sha256,
             facts=accepted.facts,
             size_bytes=accepted.size,
-            created_at=self._clock.now(),
+            created_at=created_at,
             created_by=principal.actor,
             detection=run,
         )

@@ -193,7 +193,18 @@ async def test_detections_become_model_tags_with_the_provenance_of_their_run(
     assert {(tag.model, tag.run_id, tag.actor) for tag in image.tags} == {
         (FAKE_DETECTOR_INFO, run_id, ALICE.actor)
     }
-    assert {tag.added_at for tag in image.tags} == {EPOCH}
+    assert {tag.added_at for tag in image.tags} == {EPOCH + SECOND}
+
+
+async def test_an_image_is_created_before_its_detection_run_tags_it(
+    images: ImageService, unit_of_work: FakeUnitOfWorkFactory
+) -> None:
+    image = await images.ingest(upload(detect=True), ALICE)
+
+    created, detected = unit_of_work.committed_audit
+    assert image.created_at == created.occurred_at == EPOCH
+    assert detected.occurred_at == EPOCH + SECOND
+    assert all(tag.added_at > image.created_at for tag in image.tags)
 
 
 async def test_ingesting_with_detection_records_the_run_and_its_event_in_the_same_commit(
