@@ -1,4 +1,4 @@
-"""On SQLite an ingest's writes take two sqlite_hops to the connection's thread, and write the
+"""On SQLite an ingest's writes take two hops to the connection's thread, and write the
 very rows SQLAlchemy writes for the same image."""
 
 from __future__ import annotations
