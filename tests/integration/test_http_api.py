@@ -507,7 +507,13 @@ def test_an_image_over_the_pixel_limit_is_413_before_it_is_decoded(
     assert image_count(api) == before
 
 
-def _trickle(port: int, secret: str, first_part: bytes, announced: int) -> tuple[bytes, float]:
+def _trickle(
+    port: int,
+    secret: str,
+    first_part: bytes,
+    announced: int,
+    content_type: str = "application/json",
+) -> tuple[bytes, float]:
     """Send headers announcing ``announced`` body bytes, then only ``first_part``, and
     wait for the answer; returns it and how long it took."""
     began = time.monotonic()
@@ -515,7 +521,7 @@ def _trickle(port: int, secret: str, first_part: bytes, announced: int) -> tuple
         connection.sendall(
             b"POST /images HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             + f"Authorization: Bearer {secret}\r\n".encode()
-            + b"Content-Type: application/json\r\n"
+            + f"Content-Type: {content_type}\r\n".encode()
             + f"Content-Length: {announced}\r\n\r\n".encode()
             + first_part
         )
@@ -525,12 +531,24 @@ def _trickle(port: int, secret: str, first_part: bytes, announced: int) -> tuple
     return answer, time.monotonic() - began
 
 
+TRICKLED_BODIES = {
+    "json": ("application/json", b'{"image": "aGk'),
+    "multipart": (
+        "multipart/form-data; boundary=cut",
+        b'--cut\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff\xe0",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TRICKLED_BODIES))
 def test_a_body_that_does_not_arrive_in_time_is_408_and_the_server_serves_on(
-    tmp_path: Path,
+    tmp_path: Path, kind: str
 ) -> None:
+    content_type, first_part = TRICKLED_BODIES[kind]
     server, _, secret = start_api(tmp_path, body_timeout_seconds=1.0)
     with server, authorised_client(server, secret) as client:
-        answer, took = _trickle(server.port, secret, b'{"image": "aGk', announced=5000)
+        answer, took = _trickle(server.port, secret, first_part, 5000, content_type)
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 408"), answer
         assert b"did not arrive within 1 s" in body
