@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import random
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -37,28 +38,25 @@ PROGRESSIVE = photo_like(96, 64, progressive=True)
 RESTARTS = photo_like(96, 64, restart_marker_blocks=1)
 
 
-def header_accepted(data: bytes) -> bool:
+def refuses(check: Callable[[bytes], object], data: bytes) -> bool:
+    """Whether ``check`` refuses ``data`` as not an image (``UnsupportedImage``)."""
     try:
-        INSPECTOR.inspect(io.BytesIO(data))
+        check(data)
     except UnsupportedImage:
-        return False
-    return True
+        return True
+    return False
+
+
+def header_accepted(data: bytes) -> bool:
+    return not refuses(lambda data: INSPECTOR.inspect(io.BytesIO(data)), data)
 
 
 def inspector_refuses(data: bytes) -> bool:
-    try:
-        INSPECTOR.verify(io.BytesIO(data))
-    except UnsupportedImage:
-        return True
-    return False
+    return refuses(lambda data: INSPECTOR.verify(io.BytesIO(data)), data)
 
 
 def detector_refuses(data: bytes) -> bool:
-    try:
-        decode_bgr(data, min_long_side=64)
-    except UnsupportedImage:
-        return True
-    return False
+    return refuses(lambda data: decode_bgr(data, min_long_side=64), data)
 
 
 @pytest.mark.parametrize(
