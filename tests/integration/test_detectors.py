@@ -105,6 +105,55 @@ async def test_yolo_on_torch_with_its_own_padding_finds_the_same_people(
     assert ("letterbox", "minimal") in detector.info.parameters
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(MIN_NORMAL))
+async def test_yolo_on_torch_finds_what_yolo_predict_finds(
+    ultralytics_config_dir: Path, name: str
+) -> None:
+    from ultralytics.models import YOLO
+
+    detector = UltralyticsYoloDetector(fall_weights_pt(), config_dir=ultralytics_config_dir)
+    try:
+        found = await detector.detect(image_bytes(name))
+    finally:
+        detector.close()
+    configure_ultralytics_offline(ultralytics_config_dir)
+    model = YOLO(str(fall_weights_pt()))
+    # yolo predict's own reading: cv2.imread, whole (zidane.jpg's half-scale read by the
+    # adapter is checked against its full pixels elsewhere).
+    (result,) = model.predict(
+        sample_image_paths()[name], imgsz=640, conf=0.25, iou=0.7, rect=True, verbose=False
+    )
+    theirs = typing.cast("typing.Any", result).boxes
+
+    # imagetag keeps object names case-folded.
+    names = [model.names[int(index)].casefold() for index in theirs.cls.tolist()]
+    if name == "bus.jpg":  # read whole by both: the very same pixels
+        ours = sorted((d.name, round(d.confidence, 4)) for d in found)
+        assert ours == sorted(
+            (found_name, round(score, 4))
+            for found_name, score in zip(names, theirs.conf.tolist(), strict=True)
+        )
+        boxes = sorted(
+            (round(d.box.x_min * 810), round(d.box.y_min * 1080)) for d in found if d.box
+        )
+        assert boxes == sorted((round(x), round(y)) for x, y, _, _ in theirs.xyxy.tolist())
+    assert sorted(d.name for d in found) == sorted(names)
+
+
+@pytest.mark.slow
+def test_yolo_on_torch_runs_on_every_core_once_loaded(ultralytics_config_dir: Path) -> None:
+    import torch
+
+    # Ultralytics sets torch to one core less when it builds its predictor, while loading.
+    detector = UltralyticsYoloDetector(fall_weights_pt(), config_dir=ultralytics_config_dir)
+    try:
+        detector.load()  # here on this thread, as warm_up() does on the inference thread
+        assert torch.get_num_threads() == len(os.sched_getaffinity(0))
+    finally:
+        detector.close()
+
+
 @pytest.fixture(scope="module")
 def onnx_detector() -> Iterator[OnnxYoloDetector]:
     detector = OnnxYoloDetector(fall_weights_onnx())
