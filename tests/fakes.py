@@ -482,7 +482,7 @@ class FakeDetector:
     def info(self) -> DetectorInfo:
         return FAKE_DETECTOR_INFO
 
-    async def decode(self, image: bytes) -> DecodedImage:
+    async def decode(self, image: bytes, *, start_detecting: bool = False) -> DecodedImage:
         self.decoded.append(image)
         if self.checks_decoding and (not self._is_image(image) or CORRUPT in image):
             raise UnsupportedImage("the image is corrupt or truncated")

@@ -98,7 +98,7 @@ class InstantDetector:
     def info(self) -> DetectorInfo:
         return INFO
 
-    async def decode(self, image: bytes) -> DecodedImage:
+    async def decode(self, image: bytes, *, start_detecting: bool = False) -> DecodedImage:
         return DecodedImage(image, None, checked=False, decoded_by=self)
 
     async def detect(

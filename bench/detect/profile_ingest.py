@@ -71,8 +71,12 @@ class TimedDetector:
     def __init__(self, inner: Any, timings: Timings) -> None:
         self._inner, self._timings = inner, timings
 
-    async def decode(self, image: bytes) -> Any:
-        return await _timed(self._timings, "detector.decode (await)", self._inner.decode(image))
+    async def decode(self, image: bytes, *, start_detecting: bool = False) -> Any:
+        return await _timed(
+            self._timings,
+            "detector.decode (await)",
+            self._inner.decode(image, start_detecting=start_detecting),
+        )
 
     async def detect(self, image: Any, thresholds: Any = None) -> Any:
         return await _timed(

@@ -348,7 +348,7 @@ class ImageService:
         detection then fails on its own and the image is kept). Data it finds corrupt is
         refused like data ``_verify`` refuses."""
         try:
-            return await self._detector.decode(data)
+            return await self._detector.decode(data, start_detecting=True)
         except UnsupportedImage as error:
             if from_url:
                 raise _not_an_image_at_url(error) from None

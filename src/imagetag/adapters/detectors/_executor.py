@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Generic, TypeVar, cast
@@ -38,6 +40,15 @@ GrayImage = npt.NDArray[np.uint8]
 """Decoded pixels, height x width, one brightness each."""
 
 _MAX_MESSAGE = 300
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Detecting(Generic[PixelsT]):
+    """Decoded pixels whose detection already runs, and the provenance it runs with."""
+
+    pixels: PixelsT
+    info: DetectorInfo
+    detections: Future[list[Detection]]
 
 
 class ThreadedDetector(ABC, Generic[ModelT, PixelsT]):
@@ -94,15 +105,41 @@ class ThreadedDetector(ABC, Generic[ModelT, PixelsT]):
         """Load the model on the inference thread without blocking the event loop."""
         await self._run(self._loaded_model)
 
-    async def decode(self, image: bytes) -> DecodedImage:
+    async def decode(self, image: bytes, *, start_detecting: bool = False) -> DecodedImage:
         """Decode encoded image bytes for ``detect``, off the event loop (see the port).
 
         A JPEG comes back checked whole: libjpeg decoded it and its markers are intact
         (``check_jpeg_structure``), which refuses what ``ImageInspector.verify`` refuses
         without decoding it twice. Other formats are left to that check.
+
+        With ``start_detecting`` the inference thread goes on from decoding to detecting
+        without handing the pixels back to the event loop in between: the decode is
+        answered while the model already runs, and ``detect`` of the result waits for it.
         """
-        pixels = await self._run(self._decode_with_model, image)
-        return DecodedImage(image, pixels, checked=image.startswith(SOI), decoded_by=self)
+        checked = image.startswith(SOI)
+        if not start_detecting:
+            pixels = await self._run(self._decode_with_model, image)
+            return DecodedImage(image, pixels, checked=checked, decoded_by=self)
+        loop = asyncio.get_running_loop()
+        decoded: asyncio.Future[PixelsT] = loop.create_future()
+        info = self.info
+
+        def decode_then_detect() -> list[Detection]:
+            try:
+                pixels = self._decode_with_model(image)
+            except BaseException as error:
+                _settle_soon(loop, decoded, error=error)
+                raise
+            _settle_soon(loop, decoded, result=pixels)
+            return self._detect_sync(self._loaded_model(), pixels, info)
+
+        async def started() -> PixelsT:
+            detections = self._executor.submit(decode_then_detect)
+            pixels = await decoded
+            return cast("PixelsT", _Detecting(pixels, info, detections))
+
+        detecting = await self._translated(started)
+        return DecodedImage(image, detecting, checked=checked, decoded_by=self)
 
     async def detect(
         self, image: bytes | DecodedImage, thresholds: Thresholds | None = None
@@ -114,9 +151,14 @@ class ThreadedDetector(ABC, Generic[ModelT, PixelsT]):
         """
         if thresholds is not None:
             self._check_thresholds(thresholds)
-        return await self._run(
-            self._detect_with_model, image, self.info.with_thresholds(thresholds)
+        info = self.info.with_thresholds(thresholds)
+        started = (
+            image.pixels if isinstance(image, DecodedImage) and image.decoded_by is self else None
         )
+        if isinstance(started, _Detecting) and started.info == info:
+            # Started by this detector's decode: its pixels' detection is under way.
+            return await self._translated(lambda: asyncio.wrap_future(started.detections))
+        return await self._run(self._detect_with_model, image, info)
 
     def close(self) -> None:
         """Stop the inference thread once the image in hand (if any) is done."""
@@ -144,7 +186,8 @@ class ThreadedDetector(ABC, Generic[ModelT, PixelsT]):
     ) -> list[Detection]:
         model = self._loaded_model()
         if isinstance(image, DecodedImage) and image.decoded_by is self:
-            pixels = cast("PixelsT", image.pixels)
+            decoded = image.pixels
+            pixels = cast("PixelsT", decoded.pixels if isinstance(decoded, _Detecting) else decoded)
         else:
             data = image.data if isinstance(image, DecodedImage) else image
             try:
@@ -156,8 +199,13 @@ class ThreadedDetector(ABC, Generic[ModelT, PixelsT]):
 
     async def _run(self, function: Callable[..., ResultT], *args: object) -> ResultT:
         loop = asyncio.get_running_loop()
+        return await self._translated(lambda: loop.run_in_executor(self._executor, function, *args))
+
+    async def _translated(self, start: Callable[[], Awaitable[ResultT]]) -> ResultT:
+        """The result of the work ``start`` starts; an error other than the port's, in
+        starting or in the work, comes out as ``DetectionFailed``."""
         try:
-            return await loop.run_in_executor(self._executor, function, *args)
+            return await start()
         except (DetectionFailed, UnsupportedImage):
             raise
         except Exception as error:
@@ -165,6 +213,28 @@ class ThreadedDetector(ABC, Generic[ModelT, PixelsT]):
             raise DetectionFailed(
                 f"{self.info.detector} detection failed: {describe_error(error)}"
             ) from error
+
+
+def _settle_soon(
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[ResultT],
+    *,
+    result: ResultT | None = None,
+    error: BaseException | None = None,
+) -> None:
+    """From another thread: give ``future`` its result or error, unless it is done by then
+    (cancelled by a caller who gave up) or its loop has closed."""
+
+    def settle() -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(cast("ResultT", result))
+
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+        loop.call_soon_threadsafe(settle)
 
 
 def describe_error(error: BaseException) -> str:

@@ -134,8 +134,9 @@ class ImaggaHttpDetector:
     def info(self) -> DetectorInfo:
         return self._info
 
-    async def decode(self, image: bytes) -> DecodedImage:
-        """The bytes as they are, unchecked: Imagga decodes them on its side."""
+    async def decode(self, image: bytes, *, start_detecting: bool = False) -> DecodedImage:
+        """The bytes as they are, unchecked: Imagga decodes them on its side, and ``detect``
+        sends them."""
         return DecodedImage(image, None, checked=False, decoded_by=self)
 
     async def detect(
