@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ from imagetag.adapters.image_inspector_pillow import PillowImageInspector
 from imagetag.adapters.sqla.engine import create_engine, session_factory
 from imagetag.adapters.sqla.reader import create_image_reader
 from imagetag.adapters.sqla.unit_of_work import SqlUnitOfWorkFactory
+from imagetag.domain.errors import ImagetagError
 from imagetag.domain.idempotency import DuplicatePolicy
 from imagetag.domain.principals import Principal
 from imagetag.entrypoints.settings import Settings
@@ -27,6 +29,8 @@ from imagetag.services.audit import AuditService
 from imagetag.services.images import ImageService
 from imagetag.services.keys import KeyService
 from imagetag.services.tags import TagService
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +171,21 @@ def build_container(settings: Settings) -> Container:
     container = Container(settings=settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return container
+
+
+async def warm_up_detector(container: Container) -> None:
+    """Load the detector's model now, on its own thread, so the first image need not wait.
+
+    A model that will not load is logged here; each detection then fails with the reason,
+    as it would without warming up. Detectors with nothing to load have no ``warm_up``.
+    """
+    warm_up = getattr(container.detector(), "warm_up", None)
+    if warm_up is None:
+        return
+    try:
+        await warm_up()
+    except ImagetagError as error:
+        logger.error("the detector could not be loaded: %s", error)
 
 
 async def close_container(container: Container) -> None:

@@ -71,7 +71,7 @@ def tag(
         raise typer.Exit(1)
 
     async def body() -> TagOutcome:
-        async with open_container(settings) as container:
+        async with open_container(settings, warm_detector=detect) as container:
             return await _ingest_all(
                 container.images(), container.tags(), files, label=label, detect=detect, tags=names
             )

@@ -14,7 +14,12 @@ from rich.console import Console
 from imagetag.adapters.sqla.schema_version import HEAD_REVISION, current_revision
 from imagetag.domain.errors import ImagetagError
 from imagetag.domain.principals import Actor, Principal, Role
-from imagetag.entrypoints.container import Container, build_container, close_container
+from imagetag.entrypoints.container import (
+    Container,
+    build_container,
+    close_container,
+    warm_up_detector,
+)
 from imagetag.entrypoints.settings import Settings, SettingsError
 
 T = TypeVar("T")
@@ -49,12 +54,20 @@ async def prepare_database(settings: Settings) -> None:
 
 
 @asynccontextmanager
-async def open_container(settings: Settings) -> AsyncIterator[Container]:
-    await prepare_database(settings)
+async def open_container(
+    settings: Settings, *, warm_detector: bool = False
+) -> AsyncIterator[Container]:
+    """The container over a migrated database; with ``warm_detector`` the model starts
+    loading at once, on its own thread, while the database is checked and the first files
+    are read (a command that detects would otherwise wait for it at its first image)."""
     container = build_container(settings)
+    warming = asyncio.create_task(warm_up_detector(container)) if warm_detector else None
     try:
+        await prepare_database(settings)
         yield container
     finally:
+        if warming is not None:
+            warming.cancel()
         await close_container(container)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
@@ -18,7 +18,12 @@ from litestar.types import Middleware
 
 from imagetag import __version__
 from imagetag.domain.errors import ImagetagError
-from imagetag.entrypoints.container import Container, build_container, close_container
+from imagetag.entrypoints.container import (
+    Container,
+    build_container,
+    close_container,
+    warm_up_detector,
+)
 from imagetag.entrypoints.http import (
     routes_audit,
     routes_health,
@@ -46,13 +51,6 @@ logger = logging.getLogger(__name__)
 _BODY_OVERHEAD = 64 * 1024
 
 
-async def _warm_up(warm_up: Callable[[], Awaitable[None]]) -> None:
-    try:
-        await warm_up()
-    except ImagetagError as error:
-        logger.error("the detector could not be loaded: %s", error)
-
-
 def _middleware(container: Container, limiter: RateLimiter | None) -> list[Middleware]:
     """The credential check, then the caller's rate."""
     chain: list[Middleware] = [bearer_authentication(container.authenticator())]
@@ -78,13 +76,11 @@ def create_app(container: Container | None = None) -> Litestar:
         info = detector.info
         logger.info("imagetag %s: detector %s (%s)", __version__, info.detector, info.model)
         # Load the model in the background so the first detection does not pay for it.
-        warm_up = getattr(detector, "warm_up", None)
-        warming = asyncio.create_task(_warm_up(warm_up)) if warm_up else None
+        warming = asyncio.create_task(warm_up_detector(container))
         try:
             yield
         finally:
-            if warming is not None:
-                warming.cancel()
+            warming.cancel()
             await close_container(container)
 
     app = ImagetagApp(
