@@ -86,7 +86,7 @@ class Plan:
     quiet_budget: float
 
 
-FULL = Plan("full", images=40, rounds=6, per_round=20, warm_up=5, processes=2, cli_runs=2,
+FULL = Plan("full", images=40, rounds=6, per_round=10, warm_up=5, processes=4, cli_runs=2,
             model_repeats=2, quiet_budget=240.0)  # fmt: skip
 QUICK = Plan("quick", images=20, rounds=2, per_round=10, warm_up=2, processes=1, cli_runs=1,
              model_repeats=1, quiet_budget=30.0)  # fmt: skip
@@ -98,6 +98,7 @@ class Latencies:
 
     rounds: list[list[float]] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
+    by_process: dict[int, list[float]] = field(default_factory=dict)
 
     @property
     def median(self) -> float:
@@ -109,6 +110,11 @@ class Latencies:
 
     def round_median(self, index: int) -> float:
         return statistics.median(self.rounds[index])
+
+    def process_medians(self) -> str:
+        return " / ".join(
+            f"{statistics.median(values):.1f}" for _, values in sorted(self.by_process.items())
+        )
 
 
 @dataclass(frozen=True)
@@ -285,17 +291,18 @@ def _measure_server_and_direct(
     with contextlib.ExitStack() as stack:
         # Several processes per way: each process has its own steady speed (a few percent
         # apart, from memory layout), which would otherwise pass for a difference of ways.
-        ways: list[tuple[str, Latencies, RunImages]] = []
+        ways: list[tuple[str, Latencies, int, RunImages]] = []
         for number in range(plan.processes):
             serving = _serving(number, workdir, env, checkpoint, images, load)
-            ways.append(("server", server, stack.enter_context(serving)))
+            ways.append(("server", server, number, stack.enter_context(serving)))
             for kind, latencies in (("YOLO.predict", predict), ("adapter", adapter)):
                 worker = _worker(kind, number, checkpoint, cores, env, workdir, load)
-                ways.append((kind, latencies, stack.enter_context(worker).runner(images)))
+                runner = stack.enter_context(worker).runner(images)
+                ways.append((kind, latencies, number, runner))
 
         warm = list(range(plan.warm_up))
         found: dict[str, int] = {}
-        for name, _, run_images in ways:
+        for name, _, _, run_images in ways:
             run_images(warm)
             found.setdefault(name, run_images([0])[1][0])
         agreement = ", ".join(f"{name} {count}" for name, count in found.items())
@@ -308,13 +315,15 @@ def _measure_server_and_direct(
                 for offset in range(plan.per_round)
             ]
             shift = round_number % len(ways)
-            timings: dict[int, list[float]] = {id(latencies): [] for _, latencies, _ in ways}
+            timings: dict[int, list[float]] = {id(latencies): [] for _, latencies, _, _ in ways}
             blocks = []
-            for _, latencies, run_images in ways[shift:] + ways[:shift]:
+            for _, latencies, number, run_images in ways[shift:] + ways[:shift]:
                 load.wait_for_quiet()
                 run_images(chosen[:1])  # untimed: the turn's caches and connection
                 with load.measure() as block:
-                    timings[id(latencies)] += run_images(chosen)[0]
+                    turn = run_images(chosen)[0]
+                timings[id(latencies)] += turn
+                latencies.by_process.setdefault(number, []).extend(turn)
                 latencies.blocks.append(block)
                 blocks.append(block)
             for latencies in (server, predict, adapter):
@@ -326,6 +335,10 @@ def _measure_server_and_direct(
                 f"{adapter.round_median(-1):.1f}; others' cores up to "
                 f"{max(block.foreign_cores for block in blocks):.2f}"
             )
+    print(
+        f"   per process, median ms: server {server.process_medians()}, YOLO.predict "
+        f"{predict.process_medians()}, adapter {adapter.process_medians()}"
+    )
     return Part1(server, predict, adapter, agreement)
 
 
