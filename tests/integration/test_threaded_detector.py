@@ -14,6 +14,9 @@ from imagetag.adapters.detectors._executor import ThreadedDetector
 from imagetag.domain.detections import BoundingBox, Detection, DetectorInfo, Thresholds
 from imagetag.domain.errors import DetectionFailed, UnsupportedImage
 
+JPEG = b"\xff\xd8"  # the start of a JPEG: the decode of one checks it whole
+PHOTO = JPEG + b" photo"
+
 INFO = DetectorInfo(
     detector="counting",
     model="counting-1",
@@ -43,7 +46,7 @@ class CountingDetector(ThreadedDetector[str, bytes]):
 
     def _decode_sync(self, model: str, image: bytes) -> bytes:
         self.threads.add(threading.current_thread().name)
-        if image.startswith(b"bad"):
+        if b"bad" in image:
             raise UnsupportedImage("the image is corrupt or truncated: bad bytes")
         self.decoded.append(image)
         return image.upper()
@@ -67,12 +70,12 @@ def detector() -> Iterator[CountingDetector]:
 async def test_a_decode_that_starts_detecting_runs_the_model_once(
     detector: CountingDetector,
 ) -> None:
-    decoded = await detector.decode(b"photo", start_detecting=True)
+    decoded = await detector.decode(PHOTO, start_detecting=True)
     found = await detector.detect(decoded)
 
     assert [d.name for d in found] == ["thing"]
-    assert detector.decoded == [b"photo"]
-    assert detector.detected == [(b"PHOTO", INFO)]
+    assert detector.decoded == [PHOTO]
+    assert detector.detected == [(PHOTO.upper(), INFO)]
     assert all(name.startswith("counting") for name in detector.threads)
 
 
@@ -81,7 +84,7 @@ async def test_the_decode_is_answered_while_the_model_still_runs(
 ) -> None:
     detector.hold.clear()
 
-    decoded = await asyncio.wait_for(detector.decode(b"photo", start_detecting=True), 5)
+    decoded = await asyncio.wait_for(detector.decode(PHOTO, start_detecting=True), 5)
     detecting = asyncio.ensure_future(detector.detect(decoded))
     await asyncio.sleep(0.05)
     assert not detecting.done()
@@ -93,10 +96,10 @@ async def test_the_decode_is_answered_while_the_model_still_runs(
 async def test_other_thresholds_run_the_model_again_on_the_same_pixels(
     detector: CountingDetector,
 ) -> None:
-    decoded = await detector.decode(b"photo", start_detecting=True)
+    decoded = await detector.decode(PHOTO, start_detecting=True)
     found = await detector.detect(decoded, Thresholds(confidence=0.5, iou=0.5))
 
-    assert detector.decoded == [b"photo"]
+    assert detector.decoded == [PHOTO]
     assert [info for _, info in detector.detected] == [
         INFO,
         INFO.with_thresholds(Thresholds(confidence=0.5, iou=0.5)),
@@ -104,13 +107,20 @@ async def test_other_thresholds_run_the_model_again_on_the_same_pixels(
     assert found[0].detector.confidence_threshold == 0.5
 
 
-async def test_a_decode_alone_runs_no_model(detector: CountingDetector) -> None:
-    decoded = await detector.decode(b"photo")
+@pytest.mark.parametrize(
+    ("image", "start_detecting"),
+    [(PHOTO, False), (b"\x89PNG photo", True)],
+    ids=["not asked to", "bytes the decode does not check"],
+)
+async def test_a_decode_alone_runs_no_model(
+    detector: CountingDetector, image: bytes, start_detecting: bool
+) -> None:
+    decoded = await detector.decode(image, start_detecting=start_detecting)
     await asyncio.sleep(0.05)
     assert detector.detected == []
 
     await detector.detect(decoded)
-    assert detector.decoded == [b"photo"]
+    assert detector.decoded == [image]
     assert len(detector.detected) == 1
 
 
@@ -118,7 +128,7 @@ async def test_bytes_that_do_not_decode_are_refused_and_never_detected(
     detector: CountingDetector,
 ) -> None:
     with pytest.raises(UnsupportedImage, match="bad bytes"):
-        await detector.decode(b"bad photo", start_detecting=True)
+        await detector.decode(JPEG + b"bad photo", start_detecting=True)
 
     await asyncio.sleep(0.05)
     assert detector.detected == []
@@ -128,14 +138,14 @@ async def test_a_closed_detector_refuses_to_start(detector: CountingDetector) ->
     detector.close()
 
     with pytest.raises(DetectionFailed, match="counting detection failed"):
-        await detector.decode(b"photo", start_detecting=True)
+        await detector.decode(PHOTO, start_detecting=True)
 
 
 async def test_a_caller_who_gives_up_on_the_decode_leaves_the_thread_working(
     detector: CountingDetector,
 ) -> None:
     detector.hold.clear()
-    starting = asyncio.ensure_future(detector.decode(b"photo", start_detecting=True))
+    starting = asyncio.ensure_future(detector.decode(PHOTO, start_detecting=True))
     await asyncio.sleep(0)
     starting.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -143,5 +153,5 @@ async def test_a_caller_who_gives_up_on_the_decode_leaves_the_thread_working(
     detector.hold.set()
 
     # The model finishes the image in hand, then takes the next one as usual.
-    decoded = await detector.decode(b"next", start_detecting=True)
+    decoded = await detector.decode(JPEG + b" next", start_detecting=True)
     assert [d.name for d in await detector.detect(decoded)] == ["thing"]

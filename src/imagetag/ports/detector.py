@@ -34,9 +34,10 @@ class Detector(Protocol):
         """Decode encoded image bytes as the model will see them, before ``detect``.
 
         With ``start_detecting`` the detector may go straight on to detecting, with its
-        configured thresholds, once the pixels are decoded: ``detect`` of the result then
-        waits for that run rather than starting one (a caller that will detect anyway
-        saves a round trip to the model's thread). Without it nothing runs but the decode.
+        configured thresholds, once the pixels are decoded and ``checked``: ``detect`` of
+        the result then waits for that run rather than starting one (a caller that will
+        detect anyway saves a round trip to the model's thread). Without it, or for bytes
+        it could not check whole, nothing runs but the decode.
 
         Raises ``UnsupportedImage`` for data it finds corrupt or truncated, and
         ``DetectionFailed`` when it cannot decode anything now; never blocks the event loop.

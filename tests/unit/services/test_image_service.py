@@ -924,7 +924,7 @@ async def test_an_image_the_detector_cannot_decode_now_is_verified_and_kept(
 ) -> None:
     detector.error = DetectorUnavailable("the model would not load")
 
-    async def cannot_decode(image: bytes) -> NoReturn:
+    async def cannot_decode(image: bytes, *, start_detecting: bool = False) -> NoReturn:
         raise DetectorUnavailable("the model would not load")
 
     detector.decode = cannot_decode  # type: ignore[method-assign]
@@ -936,6 +936,42 @@ async def test_an_image_the_detector_cannot_decode_now_is_verified_and_kept(
     stored = await images.get(failure.value.image_id or 0)
     assert stored.detection_status is DetectionStatus.FAILED
     assert blobs.blobs[stored.sha256] == PNG
+
+
+async def test_the_model_runs_alone_after_the_check_and_before_the_blob_is_written(
+    images: ImageService,
+    detector: FakeDetector,
+    inspector: FakeImageInspector,
+    blobs: FakeBlobStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Work beside the model slows it (bench/detect).
+    events: list[str] = []
+    detector.delay = 0.02
+    verify, detect, put = inspector.verify, detector.detect, blobs.put
+
+    def recorded_verify(source: io.BytesIO) -> None:
+        events.append("verify")
+        verify(source)
+
+    async def recorded_detect(*args: object, **kwargs: object) -> object:
+        events.append("model starts")
+        try:
+            return await detect(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            events.append("model ends")
+
+    async def recorded_put(*args: object) -> None:
+        events.append("blob write")
+        await put(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(inspector, "verify", recorded_verify)
+    monkeypatch.setattr(detector, "detect", recorded_detect)
+    monkeypatch.setattr(blobs, "put", recorded_put)
+
+    await images.ingest(file_upload(PNG, detect=True), ALICE)
+
+    assert events == ["verify", "model starts", "model ends", "blob write"]
 
 
 @pytest.mark.parametrize("detect", [False, True])

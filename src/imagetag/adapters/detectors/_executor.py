@@ -112,12 +112,14 @@ class ThreadedDetector(ABC, Generic[ModelT, PixelsT]):
         (``check_jpeg_structure``), which refuses what ``ImageInspector.verify`` refuses
         without decoding it twice. Other formats are left to that check.
 
-        With ``start_detecting`` the inference thread goes on from decoding to detecting
-        without handing the pixels back to the event loop in between: the decode is
-        answered while the model already runs, and ``detect`` of the result waits for it.
+        With ``start_detecting`` the inference thread goes on from decoding a JPEG to
+        detecting without handing the pixels back to the event loop in between: the decode
+        is answered while the model already runs, and ``detect`` of the result waits for it.
         """
         checked = image.startswith(SOI)
-        if not start_detecting:
+        # Only bytes the decode checks whole go straight on: others are the caller's to
+        # verify first, and the model must not run on what that check would refuse.
+        if not start_detecting or not checked:
             pixels = await self._run(self._decode_with_model, image)
             return DecodedImage(image, pixels, checked=checked, decoded_by=self)
         loop = asyncio.get_running_loop()
