@@ -1,3 +1,5 @@
+import asyncio
+import gc
 import hashlib
 import io
 from collections.abc import Awaitable, Callable
@@ -42,6 +44,7 @@ from tests.fakes import (
     FakeDetector,
     FakeFetcher,
     FakeImageInspector,
+    FakeImageRepository,
     FakeUnitOfWorkFactory,
     detection,
 )
@@ -972,6 +975,57 @@ async def test_the_model_runs_alone_after_the_check_and_before_the_blob_is_writt
     await images.ingest(file_upload(PNG, detect=True), ALICE)
 
     assert events == ["verify", "model starts", "model ends", "blob write"]
+
+
+@pytest.mark.parametrize("detect", [False, True])
+async def test_an_image_whose_bytes_cannot_be_written_is_not_committed(
+    images: ImageService,
+    unit_of_work: FakeUnitOfWorkFactory,
+    blobs: FakeBlobStore,
+    monkeypatch: pytest.MonkeyPatch,
+    detect: bool,
+) -> None:
+    async def disk_full(sha256: str, source: io.BytesIO) -> None:
+        await asyncio.sleep(0.01)  # still writing while the rows are inserted
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(blobs, "put", disk_full)
+
+    with pytest.raises(OSError, match="No space left"):
+        await images.ingest(file_upload(PNG, detect=detect), ALICE)
+
+    assert_nothing_stored(unit_of_work, blobs)
+
+
+async def test_a_request_that_fails_before_its_blob_is_written_reports_its_own_error(
+    images: ImageService,
+    unit_of_work: FakeUnitOfWorkFactory,
+    blobs: FakeBlobStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    written = asyncio.Event()
+
+    async def slow_put(sha256: str, source: io.BytesIO) -> None:
+        await asyncio.sleep(0.01)
+        written.set()
+        raise OSError(5, "Input/output error")
+
+    async def failing_add(*args: object) -> NoReturn:
+        raise RuntimeError("database unavailable")
+
+    monkeypatch.setattr(blobs, "put", slow_put)
+    monkeypatch.setattr(FakeImageRepository, "add", failing_add)
+    unseen: list[object] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: unseen.append(context))
+
+    with pytest.raises(RuntimeError, match="database unavailable"):
+        await images.ingest(file_upload(PNG), ALICE)
+    await written.wait()
+    await asyncio.sleep(0)  # the write's done callbacks
+    gc.collect()
+
+    assert unseen == []  # the write's own error was taken as seen, not left to the loop
+    assert_nothing_stored(unit_of_work, blobs)
 
 
 @pytest.mark.parametrize("detect", [False, True])
