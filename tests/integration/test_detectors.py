@@ -89,34 +89,34 @@ def torch_detector(ultralytics_config_dir: Path) -> Iterator[UltralyticsYoloDete
     detector.close()
 
 
+@pytest.fixture(scope="module")
+def own_padding_detector(ultralytics_config_dir: Path) -> Iterator[UltralyticsYoloDetector]:
+    # Ultralytics' own minimal padding, as imagetag runs YOLO by default.
+    detector = UltralyticsYoloDetector(fall_weights_pt(), config_dir=ultralytics_config_dir)
+    yield detector
+    detector.close()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MIN_NORMAL))
 async def test_yolo_on_torch_with_its_own_padding_finds_the_same_people(
-    ultralytics_config_dir: Path, name: str
+    own_padding_detector: UltralyticsYoloDetector, name: str
 ) -> None:
-    detector = UltralyticsYoloDetector(fall_weights_pt(), config_dir=ultralytics_config_dir)
-    try:
-        found = await detector.detect(image_bytes(name))
-    finally:
-        detector.close()
+    found = await own_padding_detector.detect(image_bytes(name))
 
     assert sum(detection.name == "normal" for detection in found) >= MIN_NORMAL[name]
     assert_sane(found, min_confidence=0.25)
-    assert ("letterbox", "minimal") in detector.info.parameters
+    assert ("letterbox", "minimal") in own_padding_detector.info.parameters
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MIN_NORMAL))
 async def test_yolo_on_torch_finds_what_yolo_predict_finds(
-    ultralytics_config_dir: Path, name: str
+    own_padding_detector: UltralyticsYoloDetector, ultralytics_config_dir: Path, name: str
 ) -> None:
     from ultralytics.models import YOLO
 
-    detector = UltralyticsYoloDetector(fall_weights_pt(), config_dir=ultralytics_config_dir)
-    try:
-        found = await detector.detect(image_bytes(name))
-    finally:
-        detector.close()
+    found = await own_padding_detector.detect(image_bytes(name))
     configure_ultralytics_offline(ultralytics_config_dir)
     model = YOLO(str(fall_weights_pt()))
     # yolo predict's own reading: cv2.imread, whole (zidane.jpg's half-scale read by the
