@@ -99,13 +99,6 @@ class _Accepted:
         return self.content.data
 
 
-def _retrieve_error(write: asyncio.Future[None]) -> None:
-    """Take a background write's error as seen: the request it served awaits it, unless
-    that request failed first, with an error of its own to report."""
-    if not write.cancelled():
-        write.exception()
-
-
 def _not_an_image_at_url(error: UnsupportedImage) -> UrlFetchFailed:
     return UrlFetchFailed(f"the URL did not answer with an image: {error}")
 
@@ -251,11 +244,9 @@ class ImageService:
             source: IO[bytes] = io.BytesIO(data)
         else:
             source = accepted.open()
-        # The blob is written and synced while the image's rows are inserted; it is
-        # durable before they are committed (below). A request that fails before then
-        # does not wait for it.
-        stored = asyncio.ensure_future(self._blobs.put(sha256, source))
-        stored.add_done_callback(_retrieve_error)
+        # Written and synced before the rows' transaction begins: on SQLite, waiting for
+        # the disk inside it would hold the database's one write lock (bench/load).
+        await self._blobs.put(sha256, source)
 
         new_image = NewImage(
             label=generate_label(
@@ -280,7 +271,6 @@ class ImageService:
                 await uow.audit.append(detection_run_event(image.id, run, added.run_id))
             if remembered is not None:
                 await uow.idempotency.add(replace(remembered, image_id=image.id))
-            await stored
             await uow.commit()
         if failure is not None:
             failure.image_id = image.id
