@@ -375,6 +375,7 @@ class FakeBlobStore:
 
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
+        self.staged: list[FakeStagedBlob] = []
 
     async def put(self, sha256: str, source: IO[bytes]) -> None:
         digest = _checked_digest(sha256)
@@ -382,6 +383,13 @@ class FakeBlobStore:
             # In chunks, as the real stores read.
             source.seek(0)
             self.blobs[digest] = b"".join(iter(lambda: source.read(1024 * 1024), b""))
+
+    async def stage(self, sha256: str, source: IO[bytes]) -> FakeStagedBlob:
+        digest = _checked_digest(sha256)
+        source.seek(0)
+        staged = FakeStagedBlob(self, digest, b"".join(iter(lambda: source.read(1024 * 1024), b"")))
+        self.staged.append(staged)
+        return staged
 
     async def get(self, sha256: str) -> bytes:
         return self.blobs[_checked_digest(sha256)]
@@ -392,6 +400,25 @@ class FakeBlobStore:
 
     async def exists(self, sha256: str) -> bool:
         return _checked_digest(sha256) in self.blobs
+
+
+class FakeStagedBlob:
+    """Staged bytes held apart from the store's until committed; ``outcome`` says which."""
+
+    def __init__(self, store: FakeBlobStore, sha256: str, data: bytes) -> None:
+        self.store = store
+        self.sha256 = sha256
+        self.data = data
+        self.outcome: str | None = None
+
+    async def commit(self) -> None:
+        if self.outcome is None:
+            self.store.blobs.setdefault(self.sha256, self.data)
+            self.outcome = "committed"
+
+    async def discard(self) -> None:
+        if self.outcome is None:
+            self.outcome = "discarded"
 
 
 async def _in_chunks(data: bytes) -> AsyncIterator[bytes]:

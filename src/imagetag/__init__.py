@@ -31,7 +31,7 @@ from imagetag.domain.images import DetectionRun, DetectionStatus, Image, ImageFa
 from imagetag.domain.principals import Actor, Principal, Role
 from imagetag.domain.search import Match, SearchQuery, parse_search
 from imagetag.domain.tags import Tag, TagCount, TagSource
-from imagetag.ports.blobs import BlobStore
+from imagetag.ports.blobs import BlobStore, StagedBlob
 from imagetag.ports.clock import Clock
 from imagetag.ports.detector import Detector
 from imagetag.ports.fetcher import UrlFetcher
@@ -114,6 +114,7 @@ __all__ = [
     "Role",
     "SearchQuery",
     "Settings",
+    "StagedBlob",
     "Tag",
     "TagCount",
     "TagService",

@@ -107,3 +107,69 @@ async def test_opening_a_missing_digest_raises_key_error_before_any_chunk(
         await blob_store.open(digest(b"never stored"))
     with pytest.raises(ValueError, match="sha256"):
         await blob_store.open("not a digest")
+
+
+# Staging: written ahead of the decision to keep it.
+
+
+async def test_staged_bytes_are_unseen_until_committed(blob_store: BlobStore) -> None:
+    data = b"staged, then kept"
+    staged = await blob_store.stage(digest(data), io.BytesIO(data))
+
+    assert not await blob_store.exists(digest(data))
+    with pytest.raises(KeyError):
+        await blob_store.get(digest(data))
+
+    await staged.commit()
+
+    assert await blob_store.get(digest(data)) == data
+
+
+async def test_discarded_bytes_are_never_stored(blob_store: BlobStore) -> None:
+    data = b"staged, then refused"
+    staged = await blob_store.stage(digest(data), io.BytesIO(data))
+
+    await staged.discard()
+
+    assert not await blob_store.exists(digest(data))
+
+
+async def test_discarding_stored_content_keeps_it(blob_store: BlobStore) -> None:
+    data = b"stored before it was staged again"
+    await blob_store.put(digest(data), io.BytesIO(data))
+
+    await (await blob_store.stage(digest(data), io.BytesIO(data))).discard()
+
+    assert await blob_store.get(digest(data)) == data
+
+
+async def test_a_committed_blob_stays_when_committed_again_or_discarded(
+    blob_store: BlobStore,
+) -> None:
+    data = b"committed once"
+    staged = await blob_store.stage(digest(data), io.BytesIO(data))
+
+    await staged.commit()
+    await staged.commit()
+    await staged.discard()
+
+    assert await blob_store.get(digest(data)) == data
+
+
+async def test_the_same_content_staged_twice_is_stored_once_either_way(
+    blob_store: BlobStore,
+) -> None:
+    # Two requests with the same bytes at once: whichever commits, the content is stored.
+    data = b"uploaded twice at once"
+    first = await blob_store.stage(digest(data), io.BytesIO(data))
+    second = await blob_store.stage(digest(data), io.BytesIO(data))
+
+    await second.commit()
+    await first.commit()
+
+    assert await blob_store.get(digest(data)) == data
+
+
+async def test_staging_refuses_a_malformed_digest(blob_store: BlobStore) -> None:
+    with pytest.raises(ValueError, match="sha256"):
+        await blob_store.stage("not a digest", io.BytesIO(b"data"))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import time
 from pathlib import Path
 
 import pytest
 
-from imagetag.adapters.blobs_fs import FileSystemBlobStore
+from imagetag.adapters.blobs_fs import INCOMING, FileSystemBlobStore
 
 
 def synced_paths(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
@@ -23,6 +24,10 @@ def synced_paths(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 
     monkeypatch.setattr(os, "fsync", recording_fsync)
     return synced
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir())
 
 
 async def test_a_new_blob_is_synced_then_renamed_and_its_directories_synced(
@@ -39,7 +44,7 @@ async def test_a_new_blob_is_synced_then_renamed_and_its_directories_synced(
 
     target = store.path_for(sha)
     assert target.read_bytes() == data
-    assert synced[0].name.startswith(".incoming-")  # the file's bytes, before the rename
+    assert synced[0].parent == root / INCOMING  # the file's bytes, before the rename
     # then the entry of the file, and of each directory that was new
     assert synced[1:] == [target.parent, target.parent.parent, root]
     assert [p.name for p in target.parent.iterdir()] == [sha]
@@ -71,3 +76,52 @@ async def test_storing_stored_content_writes_and_syncs_nothing(
     await store.put(sha, io.BytesIO(data))
 
     assert synced == []
+
+
+async def test_a_staged_blob_waits_synced_in_incoming_and_commits_by_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileSystemBlobStore(tmp_path)
+    data = b"staged"
+    sha = hashlib.sha256(data).hexdigest()
+    synced = synced_paths(monkeypatch)
+
+    staged = await store.stage(sha, io.BytesIO(data))
+
+    (waiting,) = [tmp_path / INCOMING / name for name in names(tmp_path / INCOMING)]
+    assert synced == [waiting]
+    assert waiting.read_bytes() == data
+    assert not store.path_for(sha).parent.exists()  # no directory made before the commit
+
+    await staged.commit()
+
+    assert store.path_for(sha).read_bytes() == data
+    assert names(tmp_path / INCOMING) == []
+    # Committing writes no byte: it syncs only the directories the rename changed.
+    assert synced[1:] == [store.path_for(sha).parent, store.path_for(sha).parent.parent, tmp_path]
+
+
+async def test_a_discarded_blob_leaves_no_file_and_no_directory(tmp_path: Path) -> None:
+    store = FileSystemBlobStore(tmp_path)
+    data = b"refused"
+
+    await (await store.stage(hashlib.sha256(data).hexdigest(), io.BytesIO(data))).discard()
+
+    assert names(tmp_path) == [INCOMING]
+    assert names(tmp_path / INCOMING) == []
+
+
+async def test_what_a_crash_left_staged_a_day_ago_is_removed_and_newer_kept(
+    tmp_path: Path,
+) -> None:
+    incoming = tmp_path / INCOMING
+    incoming.mkdir()
+    stale, recent = incoming / "stale", incoming / "recent"
+    stale.write_bytes(b"left by a crash")
+    recent.write_bytes(b"another process's, in flight")
+    day_and_a_minute_ago = time.time() - 24 * 60 * 60 - 60
+    os.utime(stale, (day_and_a_minute_ago, day_and_a_minute_ago))
+
+    await FileSystemBlobStore(tmp_path).put(hashlib.sha256(b"x").hexdigest(), io.BytesIO(b"x"))
+
+    assert names(incoming) == ["recent"]

@@ -68,6 +68,23 @@ class S3StoreError(OSError):
     names the setting to fix."""
 
 
+class PutOnCommit:
+    """A staged blob of a store that writes it all on commit."""
+
+    def __init__(self, store: S3BlobStore, sha256: str, source: IO[bytes]) -> None:
+        self._store = store
+        self._sha256 = sha256
+        self._source: IO[bytes] | None = source
+
+    async def commit(self) -> None:
+        if self._source is not None:
+            await self._store.put(self._sha256, self._source)
+            self._source = None
+
+    async def discard(self) -> None:
+        self._source = None
+
+
 class S3BlobStore:
     """Blobs at ``s3://bucket/prefix/ab/cd/abcd...``; ``put`` of stored content sends nothing.
 
@@ -130,6 +147,11 @@ class S3BlobStore:
     async def put(self, sha256: str, source: IO[bytes]) -> None:
         key = self.key_for(sha256)
         await asyncio.to_thread(self._put, key, source)
+
+    async def stage(self, sha256: str, source: IO[bytes]) -> PutOnCommit:
+        # An object is visible the moment its PUT ends, so nothing is sent until commit.
+        self.key_for(sha256)
+        return PutOnCommit(self, sha256, source)
 
     async def get(self, sha256: str) -> bytes:
         key = self.key_for(sha256)
