@@ -31,7 +31,7 @@ from imagetag.domain.images import DetectionRun, Image, ImageFacts, NewImage
 from imagetag.domain.labels import clean_label, generate_label
 from imagetag.domain.principals import Actor, Principal, Role
 from imagetag.domain.search import SearchQuery
-from imagetag.ports.blobs import BlobStore
+from imagetag.ports.blobs import BlobStore, StagedBlob
 from imagetag.ports.clock import Clock
 from imagetag.ports.detector import DecodedImage, Detector
 from imagetag.ports.fetcher import UrlFetcher
@@ -103,6 +103,15 @@ def _not_an_image_at_url(error: UnsupportedImage) -> UrlFetchFailed:
     return UrlFetchFailed(f"the URL did not answer with an image: {error}")
 
 
+async def _abandon(staging: asyncio.Task[StagedBlob]) -> None:
+    """Discard a staged blob once its staging ends; a failed staging left nothing."""
+    try:
+        staged = await asyncio.shield(staging)
+    except Exception:
+        return
+    await staged.discard()
+
+
 def _open(content: UploadedBytes | UploadedFile) -> IO[bytes]:
     if isinstance(content, UploadedBytes):
         # BytesIO over bytes shares their buffer until written to: no copy.
@@ -159,7 +168,9 @@ class ImageService:
 
         Nothing is stored when the input is refused. Once the bytes are accepted the
         image is kept even if detection fails: then ``DetectionFailed`` is raised
-        carrying the new image's id, and the record says why detection failed.
+        carrying the new image's id, and the record says why detection failed. (A caller
+        who cancels while the detector runs leaves the accepted bytes stored but no
+        record; the same bytes sent again reuse them.)
 
         With an ``idempotency_key``, a repeat of the same request by the same user
         returns the image the first one stored (as it is now), and the same key with a
@@ -223,30 +234,33 @@ class ImageService:
         run: DetectionRun | None = None
         failure: DetectionFailed | None = None
         if request.detect:
-            # The detector decodes the whole image anyway; the blob store reads its own
-            # file object, so the two never share a read position.
             data = accepted.in_memory()
-            decoded = await self._decode(data, from_url=accepted.source_is_url)
-            # Unless the detector's decode checked that the image decodes whole, the check
-            # comes first: nothing is stored until it passes.
-            if decoded is None or not decoded.checked:
-                await self._verify(data, from_url=accepted.source_is_url)
-            # Nothing else runs while the model does, not even the blob write: a thread
-            # that wakes beside torch's on a small machine can stall them at a layer's end.
-            run, failure = await run_detector(
-                self._detector,
-                decoded or data,
-                principal.actor,
-                self._clock.now(),
-                image_ref=sha256[:12],
-                time_limit=self._detect_timeout,
-            )
-            source: IO[bytes] = io.BytesIO(data)
+            # Written and synced while the detector decodes, on another core.
+            staging = asyncio.create_task(self._blobs.stage(sha256, io.BytesIO(data)))
+            try:
+                decoded = await self._checked_decode(data, accepted)
+                staged = await staging
+            except BaseException:
+                await _abandon(staging)
+                raise
+            # Accepted: the blob is kept whatever the detector does. Committed (a rename and
+            # a sync of its folder, no bytes) while the model runs, which that barely slows;
+            # the rows' transaction begins after both, never waiting for the disk inside it,
+            # as on SQLite that would hold the database's one write lock (bench/load).
+            committing = asyncio.create_task(staged.commit())
+            try:
+                run, failure = await run_detector(
+                    self._detector,
+                    decoded or data,
+                    principal.actor,
+                    self._clock.now(),
+                    image_ref=sha256[:12],
+                    time_limit=self._detect_timeout,
+                )
+            finally:
+                await committing
         else:
-            source = accepted.open()
-        # Written and synced before the rows' transaction begins: on SQLite, waiting for
-        # the disk inside it would hold the database's one write lock (bench/load).
-        await self._blobs.put(sha256, source)
+            await self._blobs.put(sha256, accepted.open())
 
         new_image = NewImage(
             label=generate_label(
@@ -277,6 +291,14 @@ class ImageService:
             raise failure
         return image
 
+    async def _checked_decode(self, data: bytes, accepted: _Accepted) -> DecodedImage | None:
+        """The detector's decode of accepted bytes (see ``_decode``), once they are known to
+        decode whole: a JPEG's decode checks that itself, other formats are verified."""
+        decoded = await self._decode(data, from_url=accepted.source_is_url)
+        if decoded is None or not decoded.checked:
+            await self._verify(data, from_url=accepted.source_is_url)
+        return decoded
+
     async def _accept(
         self,
         content: UploadedBytes | UploadedFile,
@@ -286,8 +308,8 @@ class ImageService:
     ) -> _Accepted:
         """Size, digest and facts of upload bytes, or the error that refuses them; ``url``
         is where they came from, if not an upload. ``for_detection`` reads a file whole (up
-        to the size limit) in the same hop and leaves the decode check to ``_verify``,
-        which runs beside the detector."""
+        to the size limit) in the same hop and leaves the decode check to the detector's
+        decode, or to ``_verify`` for what that decode does not check."""
         # One hop off the event loop: hashing and inspecting megabytes would block it.
         source = url or content.filename or None
         return await asyncio.to_thread(

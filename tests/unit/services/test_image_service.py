@@ -20,7 +20,7 @@ from imagetag.domain.errors import (
     UrlFetchFailed,
     UrlRefused,
 )
-from imagetag.domain.images import DetectionStatus
+from imagetag.domain.images import DetectionStatus, NewImage
 from imagetag.domain.search import Match, SearchQuery
 from imagetag.domain.tags import TagSource
 from imagetag.ports.fetcher import FetchedContent
@@ -940,17 +940,16 @@ async def test_an_image_the_detector_cannot_decode_now_is_verified_and_kept(
     assert blobs.blobs[stored.sha256] == PNG
 
 
-async def test_the_model_runs_alone_then_the_blob_is_written_then_the_rows(
+async def test_the_blob_is_staged_beside_the_decode_and_committed_beside_the_model(
     images: ImageService,
     detector: FakeDetector,
     inspector: FakeImageInspector,
     blobs: FakeBlobStore,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Work beside the model slows it (bench/detect).
     events: list[str] = []
     detector.delay = 0.02
-    verify, detect, put = inspector.verify, detector.detect, blobs.put
+    verify, detect, stage = inspector.verify, detector.detect, blobs.stage
 
     def recorded_verify(source: io.BytesIO) -> None:
         events.append("verify")
@@ -963,11 +962,18 @@ async def test_the_model_runs_alone_then_the_blob_is_written_then_the_rows(
         finally:
             events.append("model ends")
 
-    async def recorded_put(*args: object) -> None:
-        events.append("blob write")
-        await asyncio.sleep(0.01)
-        await put(*args)  # type: ignore[arg-type]
-        events.append("blob written")
+    async def recorded_stage(sha256: str, source: io.BytesIO) -> object:
+        events.append("blob staging")
+        staged = await stage(sha256, source)
+        commit = staged.commit
+
+        async def recorded_commit() -> None:
+            await asyncio.sleep(0.005)
+            await commit()
+            events.append("blob committed")
+
+        staged.commit = recorded_commit  # type: ignore[method-assign]
+        return staged
 
     add = FakeImageRepository.add
 
@@ -977,21 +983,124 @@ async def test_the_model_runs_alone_then_the_blob_is_written_then_the_rows(
 
     monkeypatch.setattr(inspector, "verify", recorded_verify)
     monkeypatch.setattr(detector, "detect", recorded_detect)
-    monkeypatch.setattr(blobs, "put", recorded_put)
+    monkeypatch.setattr(blobs, "stage", recorded_stage)
     monkeypatch.setattr(FakeImageRepository, "add", recorded_add)
 
     await images.ingest(file_upload(PNG, detect=True), ALICE)
 
-    # The rows' transaction begins once the blob is on disk: on SQLite, waiting for the
-    # disk inside it would hold the one write lock.
-    assert events == [
-        "verify",
-        "model starts",
-        "model ends",
-        "blob write",
-        "blob written",
-        "rows",
-    ]
+    # Staging and the check run at once, in either order. Nothing is committed before the
+    # bytes pass the check. The rows' transaction begins once the blob is committed: on
+    # SQLite, waiting for the disk inside it would hold the one write lock.
+    assert sorted(events[:2]) == ["blob staging", "verify"]
+    assert events[2:] == ["model starts", "blob committed", "model ends", "rows"]
+    assert [staged.outcome for staged in blobs.staged] == ["committed"]
+
+
+async def test_the_rows_wait_for_a_blob_commit_slower_than_the_model(
+    images: ImageService, blobs: FakeBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stage = blobs.stage
+    rows_began_with_blob: list[bool] = []
+
+    async def slow_commit_stage(sha256: str, source: io.BytesIO) -> object:
+        staged = await stage(sha256, source)
+        commit = staged.commit
+
+        async def slow_commit() -> None:
+            await asyncio.sleep(0.02)
+            await commit()
+
+        staged.commit = slow_commit  # type: ignore[method-assign]
+        return staged
+
+    add = FakeImageRepository.add
+
+    async def recorded_add(repository: FakeImageRepository, image: NewImage) -> object:
+        rows_began_with_blob.append(image.sha256 in blobs.blobs)
+        return await add(repository, image)
+
+    monkeypatch.setattr(blobs, "stage", slow_commit_stage)
+    monkeypatch.setattr(FakeImageRepository, "add", recorded_add)
+
+    await images.ingest(file_upload(PNG, detect=True), ALICE)
+
+    assert rows_began_with_blob == [True]
+
+
+@pytest.mark.parametrize("from_url", [False, True])
+async def test_a_refused_image_discards_its_staged_blob(
+    images: ImageService,
+    detector: FakeDetector,
+    unit_of_work: FakeUnitOfWorkFactory,
+    blobs: FakeBlobStore,
+    fetcher: FakeFetcher,
+    from_url: bool,
+) -> None:
+    detector.checks_decoding = True
+    damaged = PNG + CORRUPT
+    fetcher.responses[PHOTO_URL] = FetchedContent(PHOTO_URL, damaged, "image/png")
+    content = RemoteUrl(PHOTO_URL) if from_url else UploadedBytes(damaged)
+
+    with pytest.raises((UnsupportedImage, UrlFetchFailed)):
+        await images.ingest(IngestRequest(content, detect=True), ALICE)
+
+    assert [staged.outcome for staged in blobs.staged] == ["discarded"]
+    assert_nothing_stored(unit_of_work, blobs)
+
+
+async def test_an_ingest_cancelled_before_its_bytes_pass_discards_its_staged_blob(
+    images: ImageService,
+    detector: FakeDetector,
+    unit_of_work: FakeUnitOfWorkFactory,
+    blobs: FakeBlobStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decoding = asyncio.Event()
+
+    async def slow_decode(image: bytes, *, start_detecting: bool = False) -> NoReturn:
+        decoding.set()
+        await asyncio.sleep(10)
+        raise AssertionError("cancelled before the decode ends")
+
+    monkeypatch.setattr(detector, "decode", slow_decode)
+    # A client that hangs up cancels its request's task.
+    ingest = asyncio.create_task(images.ingest(file_upload(PNG, detect=True), ALICE))
+    await decoding.wait()
+
+    ingest.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await ingest
+
+    assert [staged.outcome for staged in blobs.staged] == ["discarded"]
+    assert_nothing_stored(unit_of_work, blobs)
+
+
+async def test_an_ingest_cancelled_while_the_model_runs_commits_no_rows(
+    images: ImageService,
+    detector: FakeDetector,
+    unit_of_work: FakeUnitOfWorkFactory,
+    blobs: FakeBlobStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model_runs = asyncio.Event()
+
+    async def slow_detect(*args: object, **kwargs: object) -> NoReturn:
+        model_runs.set()
+        await asyncio.sleep(10)
+        raise AssertionError("cancelled before the model ends")
+
+    monkeypatch.setattr(detector, "detect", slow_detect)
+    ingest = asyncio.create_task(images.ingest(file_upload(PNG, detect=True), ALICE))
+    await model_runs.wait()
+
+    ingest.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await ingest
+
+    assert unit_of_work.committed_images == []
+    assert commits(unit_of_work) == 0
+    # The bytes were accepted: their blob is stored, unreferenced, for the retry to reuse.
+    assert list(blobs.blobs.values()) == [PNG]
 
 
 @pytest.mark.parametrize("detect", [False, True])
@@ -1006,6 +1115,7 @@ async def test_an_image_whose_bytes_cannot_be_written_is_not_committed(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(blobs, "put", disk_full)
+    monkeypatch.setattr(blobs, "stage", disk_full)
 
     with pytest.raises(OSError, match="No space left"):
         await images.ingest(file_upload(PNG, detect=detect), ALICE)
