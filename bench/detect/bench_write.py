@@ -66,9 +66,20 @@ class InstantInspector:
         return None
 
 
+class NullStagedBlob:
+    async def commit(self) -> None:
+        return None
+
+    async def discard(self) -> None:
+        return None
+
+
 class NullBlobStore:
     async def put(self, sha256: str, source: IO[bytes]) -> None:
         return None
+
+    async def stage(self, sha256: str, source: IO[bytes]) -> NullStagedBlob:
+        return NullStagedBlob()
 
     async def get(self, sha256: str) -> bytes:
         raise NotImplementedError

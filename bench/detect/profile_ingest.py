@@ -63,8 +63,29 @@ class TimedBlobs:
             self._timings, "blobs.put (write, fsync, rename)", self._inner.put(sha256, source)
         )
 
+    async def stage(self, sha256: str, source: Any) -> Any:
+        staged = await _timed(
+            self._timings,
+            "blobs.stage (write, fsync; beside the decode)",
+            self._inner.stage(sha256, source),
+        )
+        return TimedStagedBlob(staged, self._timings)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+
+class TimedStagedBlob:
+    def __init__(self, inner: Any, timings: Timings) -> None:
+        self._inner, self._timings = inner, timings
+
+    async def commit(self) -> None:
+        await _timed(
+            self._timings, "staged blob commit (rename; beside the model)", self._inner.commit()
+        )
+
+    async def discard(self) -> None:
+        await self._inner.discard()
 
 
 class TimedDetector:
@@ -278,13 +299,13 @@ def _report(
         f"{', OMP_WAIT_POLICY=PASSIVE' if arguments.omp_passive else ''}; "
         f"others used {foreign:.2f} cores meanwhile"
     )
-    print(f"{'start-up':<40}{'seconds':>10}")
+    print(f"{'start-up':<48}{'seconds':>10}")
     for name, values in startup.items():
-        print(f"{name:<40}{sum(values):>10.2f}")
-    print(f"\n{'per image':<40}{'median ms':>10}{'total s':>10}{'calls':>7}")
+        print(f"{name:<48}{sum(values):>10.2f}")
+    print(f"\n{'per image':<48}{'median ms':>10}{'total s':>10}{'calls':>7}")
     for name, values in timings.items():
         print(
-            f"{name:<40}{statistics.median(values) * 1000:>10.1f}{sum(values):>10.2f}"
+            f"{name:<48}{statistics.median(values) * 1000:>10.1f}{sum(values):>10.2f}"
             f"{len(values):>7}"
         )
     detect = sum(timings["detector.detect (await)"])
