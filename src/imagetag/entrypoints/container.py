@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from dependency_injector import containers, providers
 
@@ -17,14 +18,22 @@ from imagetag.adapters.identity_apikey import KEY_PREFIX, Sha256KeyHasher
 from imagetag.adapters.identity_oidc import OidcConfig, OidcTokenVerifier
 from imagetag.adapters.image_inspector_pillow import PillowImageInspector
 from imagetag.adapters.sqla.engine import create_engine, session_factory
-from imagetag.adapters.sqla.reader import create_image_reader
+from imagetag.adapters.sqla.reader import (
+    SqlAlchemyImageReader,
+    SqliteImageReader,
+    create_image_reader,
+)
 from imagetag.adapters.sqla.unit_of_work import SqlUnitOfWorkFactory
 from imagetag.domain.errors import ImagetagError
 from imagetag.domain.idempotency import DuplicatePolicy
 from imagetag.domain.principals import Principal
 from imagetag.entrypoints.settings import Settings
 from imagetag.ports.blobs import BlobStore
-from imagetag.ports.identity import Authenticator
+from imagetag.ports.clock import Clock
+from imagetag.ports.fetcher import UrlFetcher
+from imagetag.ports.identity import Authenticator, KeyHasher
+from imagetag.ports.images import ImageInspector
+from imagetag.ports.repository import ImageReader, UnitOfWorkFactory
 from imagetag.services.audit import AuditService
 from imagetag.services.images import ImageService
 from imagetag.services.keys import KeyService
@@ -165,6 +174,20 @@ class Container(containers.DeclarativeContainer):
         cache_ttl=providers.Factory(timedelta, seconds=settings.provided.auth_cache_seconds),
     )
     authenticator = providers.Singleton(build_authenticator, settings, keys)
+
+
+if TYPE_CHECKING:
+    # The providers above take any callable: this has mypy check that each adapter they
+    # build fits the port the services expect.
+    def _adapters_fit_their_ports(
+        unit_of_work: SqlUnitOfWorkFactory,
+        readers: SqliteImageReader | SqlAlchemyImageReader,
+        inspector: PillowImageInspector,
+        fetcher: RequestsUrlFetcher,
+        clock: SystemClock,
+        hasher: Sha256KeyHasher,
+    ) -> tuple[UnitOfWorkFactory, ImageReader, ImageInspector, UrlFetcher, Clock, KeyHasher]:
+        return unit_of_work, readers, inspector, fetcher, clock, hasher
 
 
 def build_container(settings: Settings) -> Container:

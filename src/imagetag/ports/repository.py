@@ -122,11 +122,22 @@ class ApiKeyRepository(Protocol):
 class UnitOfWork(Protocol):
     """One transaction: changes are kept only if ``commit`` is called before exit."""
 
-    images: ImageRepository
-    tags: TagRepository
-    audit: AuditLog
-    idempotency: IdempotencyKeys
-    api_keys: ApiKeyRepository
+    # Read-only: an adapter's own repository types then fit (a settable attribute would
+    # have to be declared with exactly these types).
+    @property
+    def images(self) -> ImageRepository: ...
+
+    @property
+    def tags(self) -> TagRepository: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    @property
+    def idempotency(self) -> IdempotencyKeys: ...
+
+    @property
+    def api_keys(self) -> ApiKeyRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
