@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from imagetag.adapters.detectors.process_memory import keep_freed_memory
 from imagetag.adapters.jpeg_integrity import (
     BARE_MARKERS,
     SOI,
@@ -169,6 +170,9 @@ class ThreadedDetector(ABC, Generic[ModelT, PixelsT]):
     def _loaded_model(self) -> ModelT:
         with self._load_lock:
             if self._model is None:
+                # Before the model allocates: each image's arrays then reuse the last one's
+                # memory rather than faulting it in again.
+                keep_freed_memory()
                 try:
                     self._model = self._load_model()
                 except DetectionFailed:
