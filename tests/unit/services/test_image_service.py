@@ -1048,6 +1048,27 @@ async def test_a_refused_image_discards_its_staged_blob(
     assert_nothing_stored(unit_of_work, blobs)
 
 
+def stalling(started: asyncio.Event) -> Callable[..., Awaitable[NoReturn]]:
+    """A stand-in for a detector's method that sets ``started`` and never ends."""
+
+    async def stall(*args: object, **kwargs: object) -> NoReturn:
+        started.set()
+        await asyncio.sleep(3600)
+        raise AssertionError("the ingest was to be cancelled")
+
+    return stall
+
+
+async def cancel_ingest_once(images: ImageService, started: asyncio.Event) -> None:
+    """Start an ingest with detection and cancel it once ``started`` is set, as a client
+    that hangs up cancels its request's task."""
+    ingest = asyncio.create_task(images.ingest(file_upload(PNG, detect=True), ALICE))
+    await started.wait()
+    ingest.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await ingest
+
+
 async def test_an_ingest_cancelled_before_its_bytes_pass_discards_its_staged_blob(
     images: ImageService,
     detector: FakeDetector,
@@ -1056,20 +1077,9 @@ async def test_an_ingest_cancelled_before_its_bytes_pass_discards_its_staged_blo
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     decoding = asyncio.Event()
+    monkeypatch.setattr(detector, "decode", stalling(decoding))
 
-    async def slow_decode(image: bytes, *, start_detecting: bool = False) -> NoReturn:
-        decoding.set()
-        await asyncio.sleep(10)
-        raise AssertionError("cancelled before the decode ends")
-
-    monkeypatch.setattr(detector, "decode", slow_decode)
-    # A client that hangs up cancels its request's task.
-    ingest = asyncio.create_task(images.ingest(file_upload(PNG, detect=True), ALICE))
-    await decoding.wait()
-
-    ingest.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await ingest
+    await cancel_ingest_once(images, decoding)
 
     assert [staged.outcome for staged in blobs.staged] == ["discarded"]
     assert_nothing_stored(unit_of_work, blobs)
@@ -1083,19 +1093,9 @@ async def test_an_ingest_cancelled_while_the_model_runs_commits_no_rows(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     model_runs = asyncio.Event()
+    monkeypatch.setattr(detector, "detect", stalling(model_runs))
 
-    async def slow_detect(*args: object, **kwargs: object) -> NoReturn:
-        model_runs.set()
-        await asyncio.sleep(10)
-        raise AssertionError("cancelled before the model ends")
-
-    monkeypatch.setattr(detector, "detect", slow_detect)
-    ingest = asyncio.create_task(images.ingest(file_upload(PNG, detect=True), ALICE))
-    await model_runs.wait()
-
-    ingest.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await ingest
+    await cancel_ingest_once(images, model_runs)
 
     assert unit_of_work.committed_images == []
     assert commits(unit_of_work) == 0
