@@ -915,6 +915,7 @@ async def test_an_image_the_detectors_decode_refuses_is_refused_and_nothing_is_s
         await images.ingest(IngestRequest(content, detect=True), ALICE)
 
     assert detector.calls == []  # the model never ran
+    assert [staged.outcome for staged in blobs.staged] == ["discarded"]
     assert_nothing_stored(unit_of_work, blobs)
 
 
@@ -1025,27 +1026,6 @@ async def test_the_rows_wait_for_a_blob_commit_slower_than_the_model(
     await images.ingest(file_upload(PNG, detect=True), ALICE)
 
     assert rows_began_with_blob == [True]
-
-
-@pytest.mark.parametrize("from_url", [False, True])
-async def test_a_refused_image_discards_its_staged_blob(
-    images: ImageService,
-    detector: FakeDetector,
-    unit_of_work: FakeUnitOfWorkFactory,
-    blobs: FakeBlobStore,
-    fetcher: FakeFetcher,
-    from_url: bool,
-) -> None:
-    detector.checks_decoding = True
-    damaged = PNG + CORRUPT
-    fetcher.responses[PHOTO_URL] = FetchedContent(PHOTO_URL, damaged, "image/png")
-    content = RemoteUrl(PHOTO_URL) if from_url else UploadedBytes(damaged)
-
-    with pytest.raises((UnsupportedImage, UrlFetchFailed)):
-        await images.ingest(IngestRequest(content, detect=True), ALICE)
-
-    assert [staged.outcome for staged in blobs.staged] == ["discarded"]
-    assert_nothing_stored(unit_of_work, blobs)
 
 
 def stalling(started: asyncio.Event) -> Callable[..., Awaitable[NoReturn]]:
