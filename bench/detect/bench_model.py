@@ -57,7 +57,7 @@ def build_model_files(
 
 
 async def time_detector(
-    detector: ThreadedDetector[Any], images: Sequence[Path], repeats: int
+    detector: ThreadedDetector[Any, Any], images: Sequence[Path], repeats: int
 ) -> dict[str, float]:
     """Median milliseconds per image, for each image and over all of them."""
     await detector.warm_up()

@@ -21,7 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -82,6 +82,9 @@ class NullBlobStore:
         return NullStagedBlob()
 
     async def get(self, sha256: str) -> bytes:
+        raise NotImplementedError
+
+    async def open(self, sha256: str) -> AsyncIterator[bytes]:
         raise NotImplementedError
 
     async def exists(self, sha256: str) -> bool:

@@ -63,7 +63,8 @@ async def capture_select(engine: AsyncEngine, run: Callable[[], Awaitable[object
 async def fetch(connection: asyncpg.Connection, statement: Statement) -> list[asyncpg.Record]:
     """The statement alone on a plain asyncpg connection (prepared and cached by asyncpg,
     as SQLAlchemy's asyncpg dialect does)."""
-    return await connection.fetch(statement.sql, *statement.parameters)
+    records: list[asyncpg.Record] = await connection.fetch(statement.sql, *statement.parameters)
+    return records
 
 
 async def generic_plans(engine: AsyncEngine, statement: Statement) -> int:

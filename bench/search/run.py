@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import math
 import os
@@ -257,7 +258,7 @@ async def _measure(databases: list[Database], args: argparse.Namespace) -> list[
             key = (number, db.label)
             query = queries[key] = await resolve(db, timing.query)
             statements[key] = await plans.capture_select(
-                db.engine, lambda db=db, query=query: db.search(query)
+                db.engine, functools.partial(db.search, query)
             )
             for _ in range(args.warmup):
                 found = await db.search(query)
@@ -359,7 +360,9 @@ async def _print_plans(database: Database, timings: list[Timing]) -> None:
     print(f"\nEXPLAIN (ANALYZE, BUFFERS) of each search at {database.label}")
     for timing in timings:
         query = await resolve(database, timing.query)
-        statement = await plans.capture_select(database.engine, lambda q=query: database.search(q))
+        statement = await plans.capture_select(
+            database.engine, functools.partial(database.search, query)
+        )
         kinds = [("custom plan", plans.explain(database.engine, statement, "ANALYZE, BUFFERS"))]
         if timing.generic_plans[database.label]:
             kinds.append(
