@@ -294,9 +294,14 @@ class ImageService:
     async def _checked_decode(self, data: bytes, accepted: _Accepted) -> DecodedImage | None:
         """The detector's decode of accepted bytes (see ``_decode``), once they are known to
         decode whole: a JPEG's decode checks that itself, other formats are verified."""
-        decoded = await self._decode(data, from_url=accepted.source_is_url)
-        if decoded is None or not decoded.checked:
-            await self._verify(data, from_url=accepted.source_is_url)
+        try:
+            decoded = await self._decode(data)
+            if decoded is None or not decoded.checked:
+                await asyncio.to_thread(self._inspector.verify, io.BytesIO(data))
+        except UnsupportedImage as error:
+            if accepted.source_is_url:
+                raise _not_an_image_at_url(error) from None
+            raise
         return decoded
 
     async def _accept(
@@ -309,7 +314,7 @@ class ImageService:
         """Size, digest and facts of upload bytes, or the error that refuses them; ``url``
         is where they came from, if not an upload. ``for_detection`` reads a file whole (up
         to the size limit) in the same hop and leaves the decode check to the detector's
-        decode, or to ``_verify`` for what that decode does not check."""
+        decode, or to the inspector's verify for what that decode does not check."""
         # One hop off the event loop: hashing and inspecting megabytes would block it.
         source = url or content.filename or None
         return await asyncio.to_thread(
@@ -361,27 +366,17 @@ class ImageService:
         except UnsupportedImage as error:
             raise _not_an_image_at_url(error) from None
 
-    async def _decode(self, data: bytes, *, from_url: bool) -> DecodedImage | None:
+    async def _decode(self, data: bytes) -> DecodedImage | None:
         """The detector's decode of accepted bytes; None when it cannot decode now (the
-        detection then fails on its own and the image is kept). Data it finds corrupt is
-        refused like data ``_verify`` refuses."""
+        detection then fails on its own and the image is kept). Data it finds corrupt
+        raises ``UnsupportedImage``, as the inspector's verify does."""
         try:
             return await self._detector.decode(data, start_detecting=True)
-        except UnsupportedImage as error:
-            if from_url:
-                raise _not_an_image_at_url(error) from None
+        except UnsupportedImage:
             raise
         except Exception:
             # run_detector meets the same failure again, and records and logs it.
             return None
-
-    async def _verify(self, data: bytes, *, from_url: bool) -> None:
-        try:
-            await asyncio.to_thread(self._inspector.verify, io.BytesIO(data))
-        except UnsupportedImage as error:
-            if from_url:
-                raise _not_an_image_at_url(error) from None
-            raise
 
     async def _replay(self, user: str, key: str, fingerprint: str) -> Image | None:
         """The image an earlier request with this key stored, or None if there was none."""
