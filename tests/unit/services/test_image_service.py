@@ -1,6 +1,7 @@
 import asyncio
 import hashlib
 import io
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import NoReturn
@@ -25,6 +26,7 @@ from imagetag.domain.search import Match, SearchQuery
 from imagetag.domain.tags import TagSource
 from imagetag.ports.fetcher import FetchedContent
 from imagetag.services.images import (
+    INLINE_ACCEPT_BYTES,
     ImageService,
     IngestRequest,
     RemoteUrl,
@@ -1111,3 +1113,37 @@ async def test_every_stored_image_was_verified_once(
     await images.ingest(IngestRequest(RemoteUrl(PHOTO_URL), detect=detect), ALICE)
 
     assert inspector.verified == [PNG, PNG]
+
+
+@pytest.mark.parametrize(
+    ("content", "detect", "on_the_loop"),
+    [
+        pytest.param(UploadedBytes(PNG), True, True, id="small bytes for detection"),
+        pytest.param(UploadedBytes(PNG), False, False, id="small bytes, verified whole"),
+        pytest.param(UploadedBytes(PNG + b"x" * INLINE_ACCEPT_BYTES), True, False, id="big bytes"),
+        pytest.param(UploadedFile(io.BytesIO(PNG)), True, False, id="a file"),
+    ],
+)
+async def test_only_small_bytes_for_the_detector_are_accepted_on_the_event_loop(
+    make_images: Callable[..., ImageService],
+    inspector: FakeImageInspector,
+    monkeypatch: pytest.MonkeyPatch,
+    content: UploadedBytes | UploadedFile,
+    detect: bool,
+    on_the_loop: bool,
+) -> None:
+    # Hashing and sniffing a photo's header cost less than two thread hand-offs; a whole
+    # decode (the verify), megabytes or a file read would block every other request.
+    threads: list[int] = []
+    inspect = inspector.inspect
+
+    def recorded_inspect(source: io.BytesIO) -> object:
+        threads.append(threading.get_ident())
+        return inspect(source)
+
+    monkeypatch.setattr(inspector, "inspect", recorded_inspect)
+    images = make_images(max_image_bytes=2 * INLINE_ACCEPT_BYTES)
+
+    await images.ingest(IngestRequest(content, detect=detect), ALICE)
+
+    assert (threads == [threading.get_ident()]) is on_the_loop
