@@ -276,7 +276,7 @@ async def test_opencv_reports_what_produced_its_detections(
 async def test_yolo_thresholds_for_one_call_filter_and_are_recorded(
     request: pytest.FixtureRequest, detector_fixture: str
 ) -> None:
-    detector: ThreadedDetector[object] = request.getfixturevalue(detector_fixture)
+    detector: ThreadedDetector[object, object] = request.getfixturevalue(detector_fixture)
     image = image_bytes("bus.jpg")
     default = await detector.detect(image)
     strict = await detector.detect(image, Thresholds(confidence=0.6, iou=0.5))
@@ -314,7 +314,7 @@ async def test_a_big_jpeg_read_at_reduced_scale_gives_the_findings_of_its_full_p
     with Image.open(io.BytesIO(photo)) as opened:
         full_size = io.BytesIO()
         opened.save(full_size, "PNG")
-    detector: ThreadedDetector[typing.Any] = (
+    detector: ThreadedDetector[typing.Any, typing.Any] = (
         onnx_detector
         if backend == "onnx"
         else UltralyticsYoloDetector(fall_weights_pt(), config_dir=ultralytics_config_dir)

@@ -378,11 +378,11 @@ def test_urls_that_do_not_deliver_an_image_are_422(api: httpx.Client, images_dir
         ({"objects": " , "}, "objects"),
         ({"objects": "dog", "match": "some"}, "match"),
         ({"match": "some"}, "match"),
-        ([("objects", "dog"), ("objects", "cat")], "objects is given 2 times; give it once"),
+        ((("objects", "dog"), ("objects", "cat")), "objects is given 2 times; give it once"),
     ],
 )
 def test_bad_query_parameters_are_400(
-    api: httpx.Client, params: dict[str, Any] | list[tuple[str, str]], fragment: str
+    api: httpx.Client, params: dict[str, str | int] | tuple[tuple[str, str], ...], fragment: str
 ) -> None:
     assert_problem(api.get("/images", params=params), 400, fragment)
 

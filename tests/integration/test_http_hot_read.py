@@ -11,6 +11,7 @@ import httpx
 import pytest
 from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
+from litestar.routes import HTTPRoute
 
 from imagetag.entrypoints.http import routes_images
 from tests.integration.test_http_api import (
@@ -135,7 +136,11 @@ def test_the_route_the_front_stands_in_for_has_nothing_the_front_would_skip(
     # it answers.
     server, _, _ = start_api(tmp_path)
     app: Litestar = server.app
-    (route,) = [route for route in app.routes if route.path == "/images/{image_id:int}"]
+    (route,) = [
+        route
+        for route in app.routes
+        if isinstance(route, HTTPRoute) and route.path == "/images/{image_id:int}"
+    ]
     (handler,) = [
         handler
         for handler in route.route_handlers

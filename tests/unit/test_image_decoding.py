@@ -33,7 +33,7 @@ def encoded(width: int, height: int, image_format: str = "JPEG", **options: obje
     ids=["baseline", "progressive", "comment-and-exif"],
 )
 def test_jpeg_size_reads_the_frame_header(options: dict[str, object]) -> None:
-    assert jpeg_size(encoded(1280, 720, **options)) == (1280, 720)
+    assert jpeg_size(encoded(1280, 720, "JPEG", **options)) == (1280, 720)
 
 
 @pytest.mark.parametrize(

@@ -7,17 +7,20 @@ every request, in the pool that hashes and stores uploads.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
-from litestar.types import Guard
 
 from imagetag.domain.principals import Principal, Role
 from imagetag.services.authorization import require
 
+# Litestar's ``Guard`` may be sync or async; these are always coroutines (see above).
+AsyncGuard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
-def requires(role: Role) -> Guard:
+
+def requires(role: Role) -> AsyncGuard:
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = connection.scope.get("user")
         assert isinstance(principal, Principal), "the auth middleware runs first"
