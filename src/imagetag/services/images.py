@@ -42,10 +42,6 @@ from imagetag.services.detection import run_detector
 
 # Uploads are hashed and copied a megabyte at a time.
 _CHUNK = 1024 * 1024
-# Bytes in memory up to this size are hashed and their header read on the event loop when
-# the detector checks the decode: ~0.3 ms for a 150 kB photo, less than the two thread
-# hand-offs it saves (bench/detect). A verify (a whole decode) always goes to a thread.
-INLINE_ACCEPT_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,14 +315,8 @@ class ImageService:
         is where they came from, if not an upload. ``for_detection`` reads a file whole (up
         to the size limit) in the same hop and leaves the decode check to the detector's
         decode, or to the inspector's verify for what that decode does not check."""
-        source = url or content.filename or None
-        if (
-            for_detection
-            and isinstance(content, UploadedBytes)
-            and len(content.data) <= INLINE_ACCEPT_BYTES
-        ):
-            return self._accept_blocking(content, source, url is not None, for_detection)
         # One hop off the event loop: hashing and inspecting megabytes would block it.
+        source = url or content.filename or None
         return await asyncio.to_thread(
             self._accept_blocking, content, source, url is not None, for_detection
         )
