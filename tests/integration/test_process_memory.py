@@ -12,8 +12,9 @@ import subprocess
 import sys
 import textwrap
 
-# What one image costs a detector's thread, roughly: decoded pixels, a letterboxed copy,
-# its float tensor and activations of a few sizes, some kept a while, all freed by the end.
+# Twenty "images" on a thread of their own: arrays of the sizes given in megabytes, every
+# page touched, some (or all) held to the image's end, all freed by then; the page faults
+# of each of the last fifteen.
 ALLOCATION_PATTERN = textwrap.dedent(
     """
     import json, resource, sys, threading
