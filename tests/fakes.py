@@ -438,16 +438,20 @@ CORRUPT = b"<corrupt>"
 class FakeImageInspector:
     """Accepts bytes that start with ``magic`` and reports the same facts for all of them;
     bytes that contain ``CORRUPT`` pass ``inspect`` (the header is fine) and fail
-    ``verify``, as a truncated or damaged image does."""
+    ``verify``, as a truncated or damaged image does. ``bounded`` says whether the bounded
+    read finds those facts too (as Pillow's does for most JPEGs) or leaves them to
+    ``inspect`` (as for every other format)."""
 
     def __init__(
         self,
         facts: ImageFacts | None = None,
         *,
         magic: bytes = PNG_MAGIC,
+        bounded: bool = False,
     ) -> None:
         self.facts = facts if facts is not None else ImageFacts("image/png", 640, 480)
         self.magic = magic
+        self.bounded = bounded
         self.verified: list[bytes] = []
 
     def inspect(self, source: IO[bytes]) -> ImageFacts:
@@ -455,6 +459,9 @@ class FakeImageInspector:
         if source.read(len(self.magic)) != self.magic:
             raise UnsupportedImage("not an image of a supported format")
         return self.facts
+
+    def inspect_bounded(self, data: bytes) -> ImageFacts | None:
+        return self.facts if self.bounded and data.startswith(self.magic) else None
 
     def verify(self, source: IO[bytes]) -> None:
         source.seek(0)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -159,13 +160,22 @@ def png(width: int, height: int) -> bytes:
     return buffer.getvalue()
 
 
+def noisy_jpeg(width: int, height: int) -> bytes:
+    """Noise, so that the compressed data outweighs the header: half the file still has
+    a whole header."""
+    buffer = io.BytesIO()
+    pixels = np.random.default_rng(7).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
 SMALL_PNG_FACTS = ImageFacts("image/png", 48, 32)
 
 
 def fake_inspector() -> InspectorCase:
     image = png(48, 32)
     return InspectorCase(
-        FakeImageInspector(SMALL_PNG_FACTS), image, SMALL_PNG_FACTS, image + CORRUPT
+        FakeImageInspector(SMALL_PNG_FACTS, bounded=True), image, SMALL_PNG_FACTS, image + CORRUPT
     )
 
 
@@ -175,9 +185,18 @@ def pillow_inspector() -> InspectorCase:
     return InspectorCase(inspector, image, SMALL_PNG_FACTS, image[: len(image) // 2])
 
 
+def pillow_inspector_of_a_jpeg() -> InspectorCase:
+    """A JPEG: its facts come from the bounded read as well as from ``inspect``."""
+    inspector = PillowImageInspector(max_pixels=10_000)
+    image = noisy_jpeg(48, 32)
+    facts = ImageFacts("image/jpeg", 48, 32)
+    return InspectorCase(inspector, image, facts, image[: len(image) // 2])
+
+
 INSPECTORS: dict[str, tuple[Callable[[], InspectorCase], Marks]] = {
     "fake": (fake_inspector, ()),
     "pillow": (pillow_inspector, ()),
+    "pillow-jpeg": (pillow_inspector_of_a_jpeg, ()),
 }
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagetag.adapters.detectors._executor import decode_bgr, jpeg_size
+from imagetag.adapters.detectors._executor import decode_bgr
+from imagetag.adapters.jpeg_header import frame_size
 from imagetag.domain.errors import UnsupportedImage
 
 # A frame header that declares 1280x720 and nothing after it: no scan, no pixels.
@@ -33,7 +34,7 @@ def encoded(width: int, height: int, image_format: str = "JPEG", **options: obje
     ids=["baseline", "progressive", "comment-and-exif"],
 )
 def test_jpeg_size_reads_the_frame_header(options: dict[str, object]) -> None:
-    assert jpeg_size(encoded(1280, 720, "JPEG", **options)) == (1280, 720)
+    assert frame_size(encoded(1280, 720, "JPEG", **options)) == (1280, 720)
 
 
 @pytest.mark.parametrize(
@@ -42,7 +43,7 @@ def test_jpeg_size_reads_the_frame_header(options: dict[str, object]) -> None:
     ids=["empty", "start-only", "cut-in-a-segment", "cut-in-the-frame-header", "png"],
 )
 def test_jpeg_size_is_none_for_what_is_no_readable_jpeg_header(data: bytes) -> None:
-    assert jpeg_size(data) is None
+    assert frame_size(data) is None
 
 
 @pytest.mark.parametrize(

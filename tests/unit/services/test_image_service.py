@@ -26,6 +26,7 @@ from imagetag.domain.search import Match, SearchQuery
 from imagetag.domain.tags import TagSource
 from imagetag.ports.fetcher import FetchedContent
 from imagetag.services.images import (
+    INLINE_ACCEPT_BYTES,
     ImageService,
     IngestRequest,
     RemoteUrl,
@@ -1114,26 +1115,58 @@ async def test_every_stored_image_was_verified_once(
     assert inspector.verified == [PNG, PNG]
 
 
-@pytest.mark.parametrize("detect", [True, False], ids=["for detection", "verified whole"])
-async def test_an_upload_header_is_read_off_the_event_loop(
-    images: ImageService,
+@pytest.mark.parametrize(
+    ("content", "detect", "bounded", "on_the_loop"),
+    [
+        pytest.param(UploadedBytes(PNG), True, True, True, id="small bytes, bounded header"),
+        pytest.param(UploadedBytes(PNG), True, False, False, id="a header only inspect reads"),
+        pytest.param(UploadedBytes(PNG), False, True, False, id="verified whole"),
+        pytest.param(
+            UploadedBytes(PNG + b"x" * INLINE_ACCEPT_BYTES), True, True, False, id="big bytes"
+        ),
+        pytest.param(UploadedFile(io.BytesIO(PNG)), True, True, False, id="a file"),
+    ],
+)
+async def test_only_a_small_upload_with_a_bounded_header_is_accepted_on_the_event_loop(
+    make_images: Callable[..., ImageService],
     inspector: FakeImageInspector,
     monkeypatch: pytest.MonkeyPatch,
+    content: UploadedBytes | UploadedFile,
     detect: bool,
+    bounded: bool,
+    on_the_loop: bool,
 ) -> None:
-    # Even a small header can hide work that would stall every other request: Pillow took
-    # ~190 ms to read a 0.75 MB JPEG of 150,000 empty segments, and as long for a 200 kB
-    # PNG of compressed text chunks. A thread hop costs ~0.2 ms.
-    threads: list[int] = []
+    # Hashing a photo and a bounded read of its header cost less than two thread
+    # hand-offs. A header the bounded read leaves to ``inspect`` can hide work that would
+    # stall every other request: Pillow took ~190 ms to read a 0.75 MB JPEG of 150,000
+    # empty segments, and as long for a 200 kB PNG of compressed text chunks. So does a
+    # whole decode (the verify), megabytes of bytes or a file.
+    inspected_on: list[int] = []
     inspect = inspector.inspect
 
     def recorded_inspect(source: io.BytesIO) -> object:
-        threads.append(threading.get_ident())
+        inspected_on.append(threading.get_ident())
         return inspect(source)
 
     monkeypatch.setattr(inspector, "inspect", recorded_inspect)
+    inspector.bounded = bounded
+    images = make_images(max_image_bytes=2 * INLINE_ACCEPT_BYTES)
 
-    await images.ingest(upload(detect=detect), ALICE)
+    image = await images.ingest(IngestRequest(content, detect=detect), ALICE)
 
-    assert len(threads) == 1
-    assert threads[0] != threading.get_ident()
+    assert image.facts == inspector.facts
+    if on_the_loop:
+        assert inspected_on == []
+    else:
+        assert len(inspected_on) == 1
+        assert inspected_on[0] != threading.get_ident()
+
+
+async def test_the_size_limit_holds_for_an_upload_accepted_on_the_event_loop(
+    make_images: Callable[..., ImageService], inspector: FakeImageInspector
+) -> None:
+    inspector.bounded = True
+    images = make_images(max_image_bytes=len(PNG) - 1)
+
+    with pytest.raises(ImageTooLarge, match="the limit is"):
+        await images.ingest(upload(detect=True), ALICE)

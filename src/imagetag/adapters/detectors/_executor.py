@@ -21,8 +21,8 @@ import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from imagetag.adapters.detectors.process_memory import keep_freed_memory
+from imagetag.adapters.jpeg_header import frame_size
 from imagetag.adapters.jpeg_integrity import (
-    BARE_MARKERS,
     SOI,
     JpegDefect,
     check_jpeg_structure,
@@ -311,13 +311,11 @@ _REDUCED_READS = (
     (4, cv2.IMREAD_REDUCED_COLOR_4),
     (2, cv2.IMREAD_REDUCED_COLOR_2),
 )
-# Start-of-frame markers, which carry the size: SOF0-SOF15 but DHT, JPG and DAC.
-_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
 def _reduced_jpeg_read(data: bytes, min_long_side: int) -> int:
     """The ``cv2.imdecode`` flags that decode ``data`` as small as ``min_long_side`` allows."""
-    size = jpeg_size(data)
+    size = frame_size(data)
     if size is not None:
         long_side = max(size)
         for factor, flags in _REDUCED_READS:
@@ -325,34 +323,6 @@ def _reduced_jpeg_read(data: bytes, min_long_side: int) -> int:
             if -(-long_side // factor) >= min_long_side:
                 return flags
     return cv2.IMREAD_COLOR
-
-
-def jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height in a JPEG's frame header (as stored, before EXIF orientation);
-    None when ``data`` is no JPEG or its header cannot be read."""
-    if not data.startswith(b"\xff\xd8"):
-        return None
-    offset, end = 2, len(data)
-    while offset + 4 <= end:
-        if data[offset] != 0xFF:
-            return None
-        marker = data[offset + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            offset += 1
-            continue
-        if marker in BARE_MARKERS:
-            offset += 2
-            continue
-        if marker in _FRAME_MARKERS:
-            if offset + 9 > end:
-                return None
-            height = int.from_bytes(data[offset + 5 : offset + 7], "big")
-            width = int.from_bytes(data[offset + 7 : offset + 9], "big")
-            return (width, height) if width and height else None
-        if marker == 0xDA:  # scan data before any frame header: not a JPEG we can size
-            return None
-        offset += 2 + int.from_bytes(data[offset + 2 : offset + 4], "big")
-    return None
 
 
 def file_sha256(path: Path) -> str:
