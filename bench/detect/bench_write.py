@@ -62,6 +62,10 @@ class InstantInspector:
     def inspect(self, source: IO[bytes]) -> ImageFacts:
         return ImageFacts("image/jpeg", 1280, 720)
 
+    def inspect_bounded(self, data: bytes) -> ImageFacts | None:
+        # As Pillow's inspector for a JPEG: the upload is accepted without a thread hop.
+        return ImageFacts("image/jpeg", 1280, 720)
+
     def verify(self, source: IO[bytes]) -> None:
         return None
 

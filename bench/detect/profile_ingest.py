@@ -46,6 +46,13 @@ class TimedInspector:
         finally:
             self._timings["inspect (Pillow, worker thread)"].append(time.perf_counter() - began)
 
+    def inspect_bounded(self, data: bytes) -> Any:
+        began = time.perf_counter()
+        try:
+            return self._inner.inspect_bounded(data)
+        finally:
+            self._timings["inspect_bounded (event loop)"].append(time.perf_counter() - began)
+
     def verify(self, source: Any) -> None:
         began = time.perf_counter()
         try:

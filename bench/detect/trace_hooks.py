@@ -32,6 +32,8 @@ STAGES = (
      False),
     ("imagetag.adapters.image_inspector_pillow", "PillowImageInspector", "verify", "verify",
      False),
+    ("imagetag.adapters.image_inspector_pillow", "PillowImageInspector", "inspect_bounded",
+     "bounded", False),
     ("imagetag.adapters.blobs_fs", "FileSystemBlobStore", "_stage", "stage", False),
     ("imagetag.adapters.blobs_fs", "StagedFile", "commit_now", "blob", False),
     ("imagetag.adapters.detectors.yolo_torch", "", "decode_bgr", "decode", False),

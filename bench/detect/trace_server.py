@@ -37,6 +37,8 @@ WARM_UP = 5
 SEGMENTS = (
     ("routing, auth, dependencies", "request", "form+"),
     ("multipart parse", "form+", "form-"),
+    ("bounded header read (on the loop)", "form-", "bounded-"),
+    ("sha256, then to detect", "bounded-", "decode+"),
     ("hop to the inspect thread", "form-", "inspect+"),
     ("Pillow header sniff", "inspect+", "inspect-"),
     ("sha256, hop back, to detect", "inspect-", "decode+"),
