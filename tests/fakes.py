@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import itertools
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -333,6 +333,15 @@ class FakeUnitOfWork:
     async def commit(self) -> None:
         self.storage.state = self._state.copy()
         self.committed = True
+
+    async def add_image_and_commit(
+        self, image: NewImage, audit: Callable[[AddedImage], Sequence[AuditEvent]]
+    ) -> AddedImage:
+        added = await self.images.add(image)
+        for event in audit(added):
+            await self.audit.append(event)
+        await self.commit()
+        return added
 
     async def rollback(self) -> None:
         self._begin()

@@ -26,7 +26,7 @@ from imagetag.domain.images import DetectionRun, DetectionStatus, Image, ImageFa
 from imagetag.domain.principals import Actor, ApiKeyRecord, Role
 from imagetag.domain.search import Match, ModelRef, SearchQuery
 from imagetag.domain.tags import Tag, TagCount, TagSource
-from imagetag.ports.repository import ImageReader, UnitOfWork, UnitOfWorkFactory
+from imagetag.ports.repository import AddedImage, ImageReader, UnitOfWork, UnitOfWorkFactory
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ALICE = Actor("alice", "labelling-ui")
@@ -693,6 +693,53 @@ async def test_audit_events_appended_before_a_rollback_are_not_written(
     async with unit_of_work() as uow:
         listed = await uow.audit.list(AuditQuery(), limit=10)
     assert [item.type for item in listed] == [AuditEventType.TAG_ADDED]
+
+
+async def test_an_image_added_and_committed_in_one_reads_back_with_its_audit_events(
+    unit_of_work: UnitOfWorkFactory,
+) -> None:
+    made_of: list[AddedImage] = []
+
+    def events(added: AddedImage) -> list[AuditEvent]:
+        made_of.append(added)
+        return [
+            event(AuditEventType.IMAGE_CREATED, image_id=added.image.id),
+            event(AuditEventType.DETECTION_RUN, image_id=added.image.id),
+        ]
+
+    async with unit_of_work() as uow:
+        await uow.audit.append(event(AuditEventType.KEY_CREATED))
+        added = await uow.add_image_and_commit(new_image(1, run_of("bus", "person")), events)
+    async with unit_of_work() as uow:
+        loaded = await uow.images.get(added.image.id)
+        listed = await uow.audit.list(AuditQuery(), limit=10)
+
+    assert made_of == [added]
+    assert loaded == added.image
+    assert added.run_id is not None
+    assert {tag.run_id for tag in added.image.tags} == {added.run_id}
+    assert [(item.type, item.image_id) for item in listed] == [
+        (AuditEventType.DETECTION_RUN, added.image.id),
+        (AuditEventType.IMAGE_CREATED, added.image.id),
+        (AuditEventType.KEY_CREATED, None),
+    ]
+
+
+async def test_an_image_whose_audit_events_fail_is_not_stored(
+    unit_of_work: UnitOfWorkFactory,
+) -> None:
+    seen: list[int] = []
+
+    def failing(added: AddedImage) -> list[AuditEvent]:
+        seen.append(added.image.id)
+        raise RuntimeError("no events for this one")
+
+    async with unit_of_work() as uow:
+        with pytest.raises(RuntimeError, match="no events"):
+            await uow.add_image_and_commit(new_image(1), failing)
+    async with unit_of_work() as uow:
+        assert await uow.images.get(seen[0]) is None
+        assert await uow.audit.list(AuditQuery(), limit=10) == []
 
 
 # --- Transactions and the point reader ---------------------------------------------------

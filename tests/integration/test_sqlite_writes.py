@@ -1,5 +1,5 @@
-"""On SQLite an ingest's writes take two hops to the connection's thread, and write the
-very rows SQLAlchemy writes for the same image."""
+"""On SQLite an ingest's writes take one hop to the connection's thread (two when written
+call by call), and write the very rows SQLAlchemy writes for the same image."""
 
 from __future__ import annotations
 
@@ -20,14 +20,17 @@ from imagetag.adapters.sqla.migrate import upgrade_database
 from imagetag.adapters.sqla.unit_of_work import SqlUnitOfWorkFactory
 from imagetag.domain.audit import AuditEvent, AuditEventType
 from imagetag.domain.images import NewImage
-from imagetag.services.images import detection_run_event, image_created_event
+from imagetag.services.images import ingest_events
 from tests.contract.test_repository_contract import ALICE, failed_run, new_image, run_of
 
 TABLES = ("images", "detection_runs", "tags", "audit_events")
 
 
-async def ingest(database: Path, images: list[NewImage], *, one_hop: bool = True) -> None:
-    """Record each image as the image service does: image and run, two events, commit."""
+async def ingest(
+    database: Path, images: list[NewImage], *, one_hop: bool = True, in_one_call: bool = True
+) -> None:
+    """Record each image as the image service does: image and run, two events, commit; in
+    one call to the unit of work (without an Idempotency-Key) or call by call (with one)."""
     url = sqlite_url(database)
     await upgrade_database(url)
     engine = create_engine(url)
@@ -38,11 +41,14 @@ async def ingest(database: Path, images: list[NewImage], *, one_hop: bool = True
     try:
         for image in images:
             async with unit_of_work() as uow:
+                if in_one_call:
+                    await uow.add_image_and_commit(
+                        image, lambda added, run=image.detection: ingest_events(added, run, ALICE)
+                    )
+                    continue
                 added = await uow.images.add(image)
-                await uow.audit.append(image_created_event(added.image, ALICE))
-                if image.detection is not None:
-                    run_event = detection_run_event(added.image.id, image.detection, added.run_id)
-                    await uow.audit.append(run_event)
+                for item in ingest_events(added, image.detection, ALICE):
+                    await uow.audit.append(item)
                 await uow.commit()
     finally:
         await engine.dispose()
@@ -66,19 +72,30 @@ IMAGES = [
 
 async def test_the_rows_are_the_ones_sqlalchemy_writes(tmp_path: Path) -> None:
     await ingest(tmp_path / "one-hop.db", IMAGES)
-    await ingest(tmp_path / "sqlalchemy.db", IMAGES, one_hop=False)
+    await ingest(tmp_path / "call-by-call.db", IMAGES, in_one_call=False)
+    await ingest(tmp_path / "sqlalchemy.db", IMAGES, one_hop=False, in_one_call=False)
 
     written = rows(tmp_path / "one-hop.db")
+    assert written == rows(tmp_path / "call-by-call.db")
     assert written == rows(tmp_path / "sqlalchemy.db")
     assert [len(written[table]) for table in TABLES] == [4, 3, 3, 7]
 
 
-async def test_an_ingest_takes_one_hop_to_write_and_one_to_commit(
+async def test_an_ingest_takes_one_hop_to_write_and_commit(
     tmp_path: Path, sqlite_hops: list[str]
 ) -> None:
     await ingest(tmp_path / "counted.db", IMAGES[:1])
 
     # Opening the connection and migrating come first, closing it last.
+    ingest_hops = sqlite_hops[sqlite_hops.index("add_image_and_commit") :]
+    assert ingest_hops == ["add_image_and_commit", "close"]
+
+
+async def test_written_call_by_call_an_ingest_takes_one_hop_to_write_and_one_to_commit(
+    tmp_path: Path, sqlite_hops: list[str]
+) -> None:
+    await ingest(tmp_path / "counted.db", IMAGES[:1], in_one_call=False)
+
     ingest_hops = sqlite_hops[sqlite_hops.index("insert_image") :]
     assert ingest_hops == ["insert_image", "append_audit_events_and_commit", "close"]
 

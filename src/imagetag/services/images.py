@@ -36,7 +36,7 @@ from imagetag.ports.clock import Clock
 from imagetag.ports.detector import DecodedImage, Detector
 from imagetag.ports.fetcher import UrlFetcher
 from imagetag.ports.images import ImageInspector
-from imagetag.ports.repository import ImageReader, UnitOfWorkFactory
+from imagetag.ports.repository import AddedImage, ImageReader, UnitOfWorkFactory
 from imagetag.services.authorization import require
 from imagetag.services.detection import run_detector
 
@@ -283,19 +283,30 @@ class ImageService:
             created_by=principal.actor,
             detection=run,
         )
-        async with self._unit_of_work() as uow:
-            added = await uow.images.add(new_image)
-            image = added.image
-            await uow.audit.append(image_created_event(image, principal.actor))
-            if run is not None:
-                await uow.audit.append(detection_run_event(image.id, run, added.run_id))
-            if remembered is not None:
-                await uow.idempotency.add(replace(remembered, image_id=image.id))
-            await uow.commit()
+        image = await self._record(new_image, principal.actor, remembered)
         if failure is not None:
             failure.image_id = image.id
             raise failure
         return image
+
+    async def _record(
+        self, new_image: NewImage, actor: Actor, remembered: IdempotencyRecord | None
+    ) -> Image:
+        """Store a new image with its audit events, and the idempotency key it came with."""
+
+        def events(added: AddedImage) -> list[AuditEvent]:
+            return ingest_events(added, new_image.detection, actor)
+
+        async with self._unit_of_work() as uow:
+            if remembered is None:
+                # The common case, in one round trip where the store allows.
+                return (await uow.add_image_and_commit(new_image, events)).image
+            added = await uow.images.add(new_image)
+            for event in events(added):
+                await uow.audit.append(event)
+            await uow.idempotency.add(replace(remembered, image_id=added.image.id))
+            await uow.commit()
+            return added.image
 
     async def _checked_decode(self, data: bytes, accepted: _Accepted) -> DecodedImage | None:
         """The detector's decode of accepted bytes (see ``_decode``), once they are known to
@@ -527,6 +538,16 @@ def request_fingerprint(request: IngestRequest, content_sha256: str | None) -> s
         parts = ["bytes", content_sha256 or "", content.filename or ""]
     parts += [request.label or "", "detect" if request.detect else "store"]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def ingest_events(added: AddedImage, run: DetectionRun | None, actor: Actor) -> list[AuditEvent]:
+    """The audit events of a stored ingest: the image's creation, and its detection run if
+    it came with one."""
+    image = added.image
+    created = image_created_event(image, actor)
+    if run is None:
+        return [created]
+    return [created, detection_run_event(image.id, run, added.run_id)]
 
 
 def image_created_event(image: Image, actor: Actor) -> AuditEvent:

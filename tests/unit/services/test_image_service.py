@@ -4,7 +4,7 @@ import io
 import threading
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -25,6 +25,7 @@ from imagetag.domain.images import DetectionStatus, NewImage
 from imagetag.domain.search import Match, SearchQuery
 from imagetag.domain.tags import TagSource
 from imagetag.ports.fetcher import FetchedContent
+from imagetag.ports.repository import AddedImage
 from imagetag.services.images import (
     INLINE_ACCEPT_BYTES,
     ImageService,
@@ -46,6 +47,7 @@ from tests.fakes import (
     FakeFetcher,
     FakeImageInspector,
     FakeImageRepository,
+    FakeUnitOfWork,
     FakeUnitOfWorkFactory,
     detection,
 )
@@ -1170,3 +1172,30 @@ async def test_the_size_limit_holds_for_an_upload_accepted_on_the_event_loop(
 
     with pytest.raises(ImageTooLarge, match="the limit is"):
         await images.ingest(upload(detect=True), ALICE)
+
+
+@pytest.mark.parametrize("key", [None, "retry-1"], ids=["no key", "an Idempotency-Key"])
+async def test_an_ingest_is_written_in_one_call_to_the_unit_of_work_unless_it_has_a_key(
+    images: ImageService,
+    unit_of_work: FakeUnitOfWorkFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    key: str | None,
+) -> None:
+    # On SQLite that call is one hop to the connection's thread instead of two
+    # (bench/detect); the key's record needs the image's id in the same transaction.
+    in_one: list[NewImage] = []
+    add_and_commit = FakeUnitOfWork.add_image_and_commit
+
+    async def recorded(self: FakeUnitOfWork, image: NewImage, audit: Any) -> AddedImage:
+        in_one.append(image)
+        return await add_and_commit(self, image, audit)
+
+    monkeypatch.setattr(FakeUnitOfWork, "add_image_and_commit", recorded)
+
+    image = await images.ingest(upload(detect=True), ALICE, idempotency_key=key)
+
+    assert [new.sha256 for new in in_one] == ([] if key else [image.sha256])
+    assert event_types(unit_of_work) == [
+        AuditEventType.IMAGE_CREATED,
+        AuditEventType.DETECTION_RUN,
+    ]

@@ -1,11 +1,12 @@
-"""An ingest's writes on SQLite in two hops to the connection's thread instead of six.
+"""An ingest's writes on SQLite in one hop to the connection's thread instead of six.
 
 Through SQLAlchemy each statement is a hop to aiosqlite's thread and back, plus building
 and processing its parameters on the event loop: recording an ingest with detection (the
 image, its run, the run's tags, two audit events, the commit) took ~1.5 ms that way, as
 much as the rest of the request's overhead. Here the image, its run and its tags are
 inserted in one call on that thread, and the audit events with the COMMIT in another
-(~0.75 ms, bench/detect/bench_write.py).
+(~0.75 ms, bench/detect/bench_write.py), or all of it in one call when the caller makes
+its audit events from the stored image there (``add_image_and_commit``).
 
 The statements are SQLAlchemy's own, compiled once for SQLite from the tables, and each
 value goes through its column type's bind processor (UTC datetimes, JSON), so the rows
@@ -24,10 +25,18 @@ from sqlalchemy import Table, insert
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imagetag.adapters.sqla.mapping import Values, image_values, model_tag_values, run_values
+from imagetag.adapters.sqla.mapping import (
+    Values,
+    audit_values,
+    image_values,
+    model_tag_values,
+    run_values,
+)
 from imagetag.adapters.sqla.queries import audit_events, images, runs, tags
 from imagetag.adapters.sqla.sqlite_driver import OneHopConnection
-from imagetag.domain.images import NewImage
+from imagetag.domain.audit import AuditEvent
+from imagetag.domain.images import Image, NewImage
+from imagetag.ports.repository import AddedImage
 
 # Named parameters: the rows are the mapping's dictionaries, bound by column name.
 _DIALECT = sqlite.dialect(paramstyle="named")
@@ -103,6 +112,22 @@ def insert_image(connection: sqlite3.Connection, image: NewImage) -> tuple[int, 
         # Every row has the same columns; inserted in order, so tag ids follow the detector's.
         connection.executemany(_INSERT_TAGS.sql(tuple(tag_rows[0])), tag_rows)
     return image_id, run_id
+
+
+def add_image_and_commit(
+    connection: sqlite3.Connection,
+    image: NewImage,
+    audit: Callable[[AddedImage], Sequence[AuditEvent]],
+    pending: Sequence[Values],
+) -> AddedImage:
+    """``insert_image``, then the rows of the audit events appended before (``pending``)
+    and of those ``audit`` makes of the stored image, then the commit. Runs on the
+    connection's thread."""
+    image_id, run_id = insert_image(connection, image)
+    added = AddedImage(Image.stored(image, image_id, run_id), run_id)
+    events = [*pending, *(audit_values(event) for event in audit(added))]
+    append_audit_events_and_commit(connection, events)
+    return added
 
 
 def append_audit_events_and_commit(

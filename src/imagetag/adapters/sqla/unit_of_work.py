@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -13,9 +14,13 @@ from imagetag.adapters.sqla.repository_images import SqlImageRepository
 from imagetag.adapters.sqla.repository_keys import SqlApiKeyRepository
 from imagetag.adapters.sqla.repository_tags import SqlTagRepository
 from imagetag.adapters.sqla.sqlite_writes import (
+    add_image_and_commit,
     append_audit_events_and_commit,
     one_hop_connection,
 )
+from imagetag.domain.audit import AuditEvent
+from imagetag.domain.images import NewImage
+from imagetag.ports.repository import AddedImage
 
 
 class SqlUnitOfWork:
@@ -63,6 +68,24 @@ class SqlUnitOfWork:
         else:
             await self.audit.flush()
         await self._session.commit()
+
+    async def add_image_and_commit(
+        self, image: NewImage, audit: Callable[[AddedImage], Sequence[AuditEvent]]
+    ) -> AddedImage:
+        assert self._session is not None
+        sqlite_connection = await one_hop_connection(self._session)
+        if sqlite_connection is None:
+            added = await self.images.add(image)
+            for event in audit(added):
+                await self.audit.append(event)
+            await self.commit()
+            return added
+        # The image, its run and tags, the audit events and the COMMIT in one hop;
+        # SQLAlchemy's commit then finds no transaction open and only closes its own.
+        pending = self.audit.take_pending()
+        added = await sqlite_connection.call(add_image_and_commit, image, audit, pending)
+        await self._session.commit()
+        return added
 
     async def rollback(self) -> None:
         assert self._session is not None
