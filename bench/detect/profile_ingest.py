@@ -135,6 +135,13 @@ class TimedUnitOfWork:
     async def commit(self) -> None:
         await _timed(self._timings, "commit (SQLite)", self._inner.commit())
 
+    async def add_image_and_commit(self, image: Any, audit: Any) -> Any:
+        return await _timed(
+            self._timings,
+            "add_image_and_commit (image, run, tags, audit, COMMIT)",
+            self._inner.add_image_and_commit(image, audit),
+        )
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 

@@ -41,6 +41,8 @@ STAGES = (
      False),
     ("imagetag.adapters.sqla.repository_images", "SqlImageRepository", "add", "add", True),
     ("imagetag.adapters.sqla.unit_of_work", "SqlUnitOfWork", "commit", "commit", True),
+    ("imagetag.adapters.sqla.unit_of_work", "SqlUnitOfWork", "add_image_and_commit", "record",
+     True),
 )  # fmt: skip
 
 _events: list[tuple[float, str]] = []

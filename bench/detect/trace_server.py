@@ -47,6 +47,11 @@ SEGMENTS = (
     ("marker check, on to predict", "decode-", "predict+"),
     ("YOLO.predict", "predict+", "predict-"),
     ("  blob commit: rename+dir fsync (beside)", "blob+", "blob-"),
+    # Without an Idempotency-Key the rows go in one call (add_image_and_commit), else in
+    # three; only the stages of the path taken are printed.
+    ("results, hop back to the loop", "predict-", "record+"),
+    ("INSERT, audit events and COMMIT", "record+", "record-"),
+    ("close, label, answer", "record-", "send"),
     ("results, hop back to the loop", "predict-", "add+"),
     ("INSERT image, run, tags", "add+", "add-"),
     ("audit events, idempotency key", "add-", "commit+"),
