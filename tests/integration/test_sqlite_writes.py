@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ from imagetag.adapters.sqla.engine import (
 from imagetag.adapters.sqla.migrate import upgrade_database
 from imagetag.adapters.sqla.unit_of_work import SqlUnitOfWorkFactory
 from imagetag.domain.audit import AuditEvent, AuditEventType
-from imagetag.domain.images import NewImage
+from imagetag.domain.images import DetectionRun, NewImage
+from imagetag.ports.repository import AddedImage
 from imagetag.services.images import ingest_events
 from tests.contract.test_repository_contract import ALICE, failed_run, new_image, run_of
 
@@ -42,9 +44,7 @@ async def ingest(
         for image in images:
             async with unit_of_work() as uow:
                 if in_one_call:
-                    await uow.add_image_and_commit(
-                        image, lambda added, run=image.detection: ingest_events(added, run, ALICE)
-                    )
+                    await uow.add_image_and_commit(image, partial(events_of, run=image.detection))
                     continue
                 added = await uow.images.add(image)
                 for item in ingest_events(added, image.detection, ALICE):
@@ -52,6 +52,10 @@ async def ingest(
                 await uow.commit()
     finally:
         await engine.dispose()
+
+
+def events_of(added: AddedImage, run: DetectionRun | None) -> list[AuditEvent]:
+    return ingest_events(added, run, ALICE)
 
 
 def rows(database: Path) -> dict[str, list[tuple[Any, ...]]]:
