@@ -110,3 +110,22 @@ def test_an_inspector_without_jpeg_reads_nothing_in_bounded_steps() -> None:
         PillowImageInspector(max_pixels=MAX_PIXELS, formats=("PNG",)).inspect_bounded(jpeg())
         is None
     )
+
+
+def with_size(data: bytes, width: int, height: int) -> bytes:
+    frame = next(s for s in header_segments(data) if s.marker in FRAME_MARKERS)
+    size = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return data[: frame.start + 1] + size + data[frame.start + 5 :]
+
+
+def test_past_pillows_own_pixel_limit_the_bounded_read_leaves_the_refusal_to_pillow() -> None:
+    # An operator may allow more pixels than Pillow reads safely; inspect refuses those.
+    generous = PillowImageInspector(max_pixels=200_000_000)
+    data = with_size(jpeg(), 12_000, 9_000)
+
+    with pytest.raises(ImageTooLarge, match="too many pixels"):
+        generous.inspect(io.BytesIO(data))
+    assert generous.inspect_bounded(data) is None
+    assert generous.inspect_bounded(with_size(jpeg(), 9_000, 9_000)) == generous.inspect(
+        io.BytesIO(with_size(jpeg(), 9_000, 9_000))
+    )

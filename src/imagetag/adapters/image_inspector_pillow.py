@@ -51,6 +51,11 @@ class PillowImageInspector:
         ):
             return None
         self._check_pixels(frame.width, frame.height)
+        if (
+            Image.MAX_IMAGE_PIXELS is not None
+            and frame.width * frame.height > Image.MAX_IMAGE_PIXELS
+        ):
+            return None  # past Pillow's own bomb limit, which ``inspect`` enforces too
         return ImageFacts(media_type="image/jpeg", width=frame.width, height=frame.height)
 
     def verify(self, source: IO[bytes]) -> None:
