@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from imagetag.adapters.jpeg_integrity import BARE_MARKERS, SOI
+from imagetag.adapters.jpeg_integrity import BARE_MARKERS, SOI, SOS
 
-SOS = 0xDA
 FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 """SOF0-SOF15: the segments that are a frame header (precision, size, components)."""
 _APP2 = 0xE2

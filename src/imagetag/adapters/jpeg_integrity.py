@@ -17,14 +17,14 @@ import numpy as np
 import numpy.typing as npt
 
 SOI = b"\xff\xd8"
-_SOS = 0xDA
+SOS = 0xDA
 _EOI = 0xD9
 # Markers with no length after them: TEM and the restart markers RST0-RST7.
 _RESTARTS = range(0xD0, 0xD8)
 BARE_MARKERS = frozenset((0x01, *_RESTARTS))
 # What may come after a scan's compressed data: the next scan of a progressive or
 # multi-scan file and the tables it needs (DHT, DAC, DQT, DRI, DNL, APPn, COM), or the end.
-_BETWEEN_SCANS = frozenset((0xC4, 0xCC, 0xDB, 0xDD, 0xDC, _SOS, *range(0xE0, 0xF0), 0xFE))
+_BETWEEN_SCANS = frozenset((0xC4, 0xCC, 0xDB, 0xDD, 0xDC, SOS, *range(0xE0, 0xF0), 0xFE))
 _FILL = 0xFF
 
 
@@ -51,7 +51,7 @@ def check_jpeg_structure(data: bytes) -> None:
         if scans and marker not in _BETWEEN_SCANS:
             raise JpegDefect(f"marker 0x{marker:02X} inside the compressed data")
         offset = _skip_segment(data, offset, marker)
-        if marker == _SOS:
+        if marker == SOS:
             scans += 1
             if markers is None:
                 markers = _marker_positions(data)
