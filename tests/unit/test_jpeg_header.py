@@ -129,3 +129,5 @@ def test_past_pillows_own_pixel_limit_the_bounded_read_leaves_the_refusal_to_pil
     assert generous.inspect_bounded(with_size(jpeg(), 9_000, 9_000)) == generous.inspect(
         io.BytesIO(with_size(jpeg(), 9_000, 9_000))
     )
+    # Past both limits, inspect's refusal is Pillow's; the bounded read leaves it to it.
+    assert INSPECTOR.inspect_bounded(data) is None

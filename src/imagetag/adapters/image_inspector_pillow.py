@@ -50,12 +50,14 @@ class PillowImageInspector:
             or frame.components not in _PILLOW_JPEG_LAYERS
         ):
             return None
-        self._check_pixels(frame.width, frame.height)
         if (
             Image.MAX_IMAGE_PIXELS is not None
             and frame.width * frame.height > Image.MAX_IMAGE_PIXELS
         ):
-            return None  # past Pillow's own bomb limit, which ``inspect`` enforces too
+            # Past Pillow's own bomb limit, ``inspect`` refuses as soon as Pillow opens
+            # the file, before the configured limit: its message, not ours.
+            return None
+        self._check_pixels(frame.width, frame.height)
         return ImageFacts(media_type="image/jpeg", width=frame.width, height=frame.height)
 
     def verify(self, source: IO[bytes]) -> None:
