@@ -287,6 +287,7 @@ async def test_yolo_thresholds_for_one_call_filter_and_are_recorded(
     assert all(d.confidence >= 0.6 for d in strict)
     assert len(strict) < len(default) < len(loose)
     assert all(d.detector == detector.info for d in default), "the configured ones otherwise"
+    assert await detector.detect(image) == default, "an override lasts one call"
 
 
 async def test_opencv_takes_a_confidence_threshold_but_has_no_iou(
