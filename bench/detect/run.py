@@ -82,15 +82,17 @@ class Plan:
     per_round: int
     warm_up: int
     processes: int
+    generations: int
     cli_runs: int
     model_repeats: int
     quiet_budget: float
 
 
-FULL = Plan("full", images=40, rounds=6, per_round=10, warm_up=5, processes=4, cli_runs=2,
-            model_repeats=2, quiet_budget=240.0)  # fmt: skip
-QUICK = Plan("quick", images=20, rounds=2, per_round=10, warm_up=2, processes=1, cli_runs=1,
-             model_repeats=1, quiet_budget=30.0)  # fmt: skip
+# ``rounds`` per generation of processes.
+FULL = Plan("full", images=40, rounds=3, per_round=10, warm_up=5, processes=4, generations=2,
+            cli_runs=2, model_repeats=2, quiet_budget=240.0)  # fmt: skip
+QUICK = Plan("quick", images=20, rounds=2, per_round=10, warm_up=2, processes=1, generations=1,
+             cli_runs=1, model_repeats=1, quiet_budget=30.0)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -341,53 +343,41 @@ def _measure_server_and_direct(
     load: HostLoad,
 ) -> Part1:
     server, predict, adapter = Latencies(), Latencies(), Latencies()
-    with contextlib.ExitStack() as stack:
-        # Several processes per way: each process has its own steady speed (a few percent
-        # apart, from memory layout), which would otherwise pass for a difference of ways.
-        ways: list[tuple[str, Latencies, int, RunImages]] = []
-        for number in range(plan.processes):
-            serving = _serving(number, workdir, env, checkpoint, images, load)
-            ways.append(("server", server, number, stack.enter_context(serving)))
-            for kind, latencies in (("YOLO.predict", predict), ("adapter", adapter)):
-                worker = _worker(kind, number, checkpoint, cores, env, workdir, load)
-                runner = stack.enter_context(worker).runner(images)
-                ways.append((kind, latencies, number, runner))
+    found: dict[str, int] = {}
+    total_rounds = plan.generations * plan.rounds
+    for generation in range(plan.generations):
+        # Several processes per way, and fresh ones each generation: each process keeps its
+        # own steady speed (up to ~10% apart between identical ones), which would otherwise
+        # pass for a difference of ways. More at a time would slow them all (every turn
+        # starts colder), so more processes come as generations, one after the other.
+        first = generation * plan.processes
+        with contextlib.ExitStack() as stack:
+            ways: list[tuple[str, Latencies, int, RunImages]] = []
+            for number in range(first, first + plan.processes):
+                serving = _serving(number, workdir, env, checkpoint, images, load)
+                ways.append(("server", server, number, stack.enter_context(serving)))
+                for kind, latencies in (("YOLO.predict", predict), ("adapter", adapter)):
+                    worker = _worker(kind, number, checkpoint, cores, env, workdir, load)
+                    runner = stack.enter_context(worker).runner(images)
+                    ways.append((kind, latencies, number, runner))
 
-        warm = list(range(plan.warm_up))
-        found: dict[str, int] = {}
-        for name, _, _, run_images in ways:
-            run_images(warm)
-            found.setdefault(name, run_images([0])[1][0])
-        agreement = ", ".join(f"{name} {count}" for name, count in found.items())
+            warm = list(range(plan.warm_up))
+            for name, _, _, run_images in ways:
+                run_images(warm)
+                found.setdefault(name, run_images([0])[1][0])
 
-        for round_number in range(plan.rounds):
-            # Each round takes the next slice of the folder, wrapping around, and starts
-            # with the next way, so no way always follows the same one.
-            chosen = [
-                (round_number * plan.per_round + offset) % len(images)
-                for offset in range(plan.per_round)
-            ]
-            shift = round_number % len(ways)
-            blocks = []
-            for _, latencies, number, run_images in ways[shift:] + ways[:shift]:
-                load.wait_for_quiet()
-                run_images(chosen[:1])  # untimed: the turn's caches and connection
-                with load.measure() as block:
-                    turn = run_images(chosen)[0]
-                latencies.calls += [
-                    Call(round_number, number, _photo(images[index]), images[index].name, ms)
-                    for index, ms in zip(chosen, turn, strict=True)
-                ]
-                latencies.blocks.append(block)
-                blocks.append(block)
-            print(
-                f"   round {round_number + 1}/{plan.rounds}, {len(chosen)} images x "
-                f"{plan.processes} process(es), typical ms: server "
-                f"{server.typical(round=round_number):.1f}, YOLO.predict "
-                f"{predict.typical(round=round_number):.1f}, adapter "
-                f"{adapter.typical(round=round_number):.1f}; others' cores up to "
-                f"{max(block.foreign_cores for block in blocks):.2f}"
-            )
+            first_round = generation * plan.rounds
+            for round_number in range(first_round, first_round + plan.rounds):
+                blocks = _measure_round(round_number, ways, images, plan, load)
+                print(
+                    f"   round {round_number + 1}/{total_rounds} (generation {generation + 1}), "
+                    f"{plan.per_round} images x {plan.processes} process(es), typical ms: "
+                    f"server {server.typical(round=round_number):.1f}, YOLO.predict "
+                    f"{predict.typical(round=round_number):.1f}, adapter "
+                    f"{adapter.typical(round=round_number):.1f}; others' cores up to "
+                    f"{max(block.foreign_cores for block in blocks):.2f}"
+                )
+    agreement = ", ".join(f"{name} {count}" for name, count in found.items())
     print(
         f"   per process, typical ms: server {server.process_typicals()}, YOLO.predict "
         f"{predict.process_typicals()}, adapter {adapter.process_typicals()}"
@@ -398,6 +388,36 @@ def _measure_server_and_direct(
             f"{predict.photo_median(photo):.1f}, adapter {adapter.photo_median(photo):.1f}"
         )
     return Part1(server, predict, adapter, agreement)
+
+
+def _measure_round(
+    round_number: int,
+    ways: list[tuple[str, Latencies, int, RunImages]],
+    images: list[Path],
+    plan: Plan,
+    load: HostLoad,
+) -> list[Block]:
+    """Every process in turn times the round's images, after one untimed call; the
+    host's load during each turn."""
+    # Each round takes the next slice of the folder, wrapping around, and starts with the
+    # next way, so no way always follows the same one.
+    chosen = [
+        (round_number * plan.per_round + offset) % len(images) for offset in range(plan.per_round)
+    ]
+    shift = round_number % len(ways)
+    blocks = []
+    for _, latencies, number, run_images in ways[shift:] + ways[:shift]:
+        load.wait_for_quiet()
+        run_images(chosen[:1])  # untimed: the turn's caches and connection
+        with load.measure() as block:
+            turn = run_images(chosen)[0]
+        latencies.calls += [
+            Call(round_number, number, _photo(images[index]), images[index].name, ms)
+            for index, ms in zip(chosen, turn, strict=True)
+        ]
+        latencies.blocks.append(block)
+        blocks.append(block)
+    return blocks
 
 
 @contextlib.contextmanager
@@ -772,8 +792,9 @@ def _summary(
     for name, value, goal, verdict, foreign in rows:
         print(f"{name:<{width}}  {value:>8}  {goal:>7}  {verdict:<7}  {foreign}".rstrip())
     print(
-        f"\n1: {len(server.calls)} timed calls each ({plan.rounds} rounds x {plan.per_round} "
-        f"images x {plan.processes} process(es) per way), every process in turn, after "
+        f"\n1: {len(server.calls)} timed calls each ({plan.generations} generation(s) of "
+        f"{plan.processes} process(es) per way, {plan.rounds} rounds of {plan.per_round} images "
+        f"each), every process of a generation in turn, after "
         f"{plan.warm_up} warm-up calls each and one more per turn; one model per process, "
         f"torch at {cores} threads in all. Typical: each photo's median, averaged over the photos."
     )
