@@ -154,6 +154,27 @@ def test_yolo_on_torch_runs_on_every_core_once_loaded(ultralytics_config_dir: Pa
         detector.close()
 
 
+@pytest.mark.slow
+async def test_yolo_on_torch_calls_predict_only_to_build_its_predictor(
+    ultralytics_config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ultralytics.engine.model import Model
+
+    detector = UltralyticsYoloDetector(fall_weights_pt(), config_dir=ultralytics_config_dir)
+    try:
+        await detector.warm_up()
+
+        def no_more_predict(*args: object, **kwargs: object) -> typing.NoReturn:
+            raise AssertionError("YOLO.predict called after the predictor was built")
+
+        # Each image then runs the predictor's own steps, without predict's set-up.
+        monkeypatch.setattr(Model, "predict", no_more_predict)
+        found = await detector.detect(image_bytes("bus.jpg"))
+        assert sum(detection.name == "normal" for detection in found) >= MIN_NORMAL["bus.jpg"]
+    finally:
+        detector.close()
+
+
 @pytest.fixture(scope="module")
 def onnx_detector() -> Iterator[OnnxYoloDetector]:
     detector = OnnxYoloDetector(fall_weights_onnx())
