@@ -5,8 +5,9 @@
 One run, one randomly initialised YOLO11n checkpoint (built from ``yolo11n.yaml``, nothing
 downloaded), one folder of re-encoded copies of the ultralytics sample photos:
 
-1. median latency of ``POST /images`` (multipart, ``detect=true``) on a real ``imagetag
-   serve``, one request at a time, against direct calls (no HTTP) on the same images of
+1. typical latency (each photo's median, averaged) of ``POST /images`` (multipart,
+   ``detect=true``) on a real ``imagetag serve``, one request at a time, against direct
+   calls (no HTTP) on the same images of
    ``YOLO.predict`` and of imagetag's ``UltralyticsYoloDetector.detect``, each in a lean
    process of its own like the server (``direct_worker.py``); the three take turns, in
    rounds, never running at the same time;
@@ -120,12 +121,12 @@ class Latencies:
     calls: list[Call] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
 
-    def typical(self, *, round: int | None = None, process: int | None = None) -> float:
+    def typical(self, *, in_round: int | None = None, in_process: int | None = None) -> float:
         """Each photo's median latency, averaged over the photos (in one round or process)."""
         by_photo: dict[str, list[float]] = {}
         for call in self.calls:
-            if (round is None or call.round == round) and (
-                process is None or call.process == process
+            if (in_round is None or call.round == in_round) and (
+                in_process is None or call.process == in_process
             ):
                 by_photo.setdefault(call.photo, []).append(call.ms)
         return statistics.fmean(statistics.median(values) for values in by_photo.values())
@@ -148,7 +149,7 @@ class Latencies:
 
     def process_typicals(self) -> str:
         processes = sorted({call.process for call in self.calls})
-        return " / ".join(f"{self.typical(process=number):.1f}" for number in processes)
+        return " / ".join(f"{self.typical(in_process=number):.1f}" for number in processes)
 
     def as_json(self) -> list[dict[str, Any]]:
         return [dataclasses.asdict(call) for call in self.calls]
@@ -372,9 +373,9 @@ def _measure_server_and_direct(
                 print(
                     f"   round {round_number + 1}/{total_rounds} (generation {generation + 1}), "
                     f"{plan.per_round} images x {plan.processes} process(es), typical ms: "
-                    f"server {server.typical(round=round_number):.1f}, YOLO.predict "
-                    f"{predict.typical(round=round_number):.1f}, adapter "
-                    f"{adapter.typical(round=round_number):.1f}; others' cores up to "
+                    f"server {server.typical(in_round=round_number):.1f}, YOLO.predict "
+                    f"{predict.typical(in_round=round_number):.1f}, adapter "
+                    f"{adapter.typical(in_round=round_number):.1f}; others' cores up to "
                     f"{max(block.foreign_cores for block in blocks):.2f}"
                 )
     agreement = ", ".join(f"{name} {count}" for name, count in found.items())
@@ -729,7 +730,8 @@ def _summary(
     server, predict, adapter = part1.server, part1.predict, part1.adapter
     ratio = server.typical() / predict.typical()
     round_ratios = [
-        server.typical(round=index) / predict.typical(round=index) for index in range(server.rounds)
+        server.typical(in_round=index) / predict.typical(in_round=index)
+        for index in range(server.rounds)
     ]
     rows: list[tuple[str, str, str, str, str]] = [
         ("1. POST /images detect=true, typical ms", f"{server.typical():.1f}", "", "",
