@@ -40,25 +40,19 @@ class TimedInspector:
         self._inner, self._timings = inner, timings
 
     def inspect(self, source: Any) -> Any:
-        began = time.perf_counter()
-        try:
-            return self._inner.inspect(source)
-        finally:
-            self._timings["inspect (Pillow, worker thread)"].append(time.perf_counter() - began)
+        return _stage(
+            self._timings, "inspect (Pillow, worker thread)", lambda: self._inner.inspect(source)
+        )
 
     def inspect_bounded(self, data: bytes) -> Any:
-        began = time.perf_counter()
-        try:
-            return self._inner.inspect_bounded(data)
-        finally:
-            self._timings["inspect_bounded (event loop)"].append(time.perf_counter() - began)
+        return _stage(
+            self._timings,
+            "inspect_bounded (event loop)",
+            lambda: self._inner.inspect_bounded(data),
+        )
 
     def verify(self, source: Any) -> None:
-        began = time.perf_counter()
-        try:
-            self._inner.verify(source)
-        finally:
-            self._timings["verify (Pillow, worker thread)"].append(time.perf_counter() - began)
+        _stage(self._timings, "verify (Pillow, worker thread)", lambda: self._inner.verify(source))
 
 
 class TimedBlobs:
