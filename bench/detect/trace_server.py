@@ -42,11 +42,11 @@ SEGMENTS = (
     ("hop to the inspect thread", "form-", "inspect+"),
     ("Pillow header sniff", "inspect+", "inspect-"),
     ("sha256, hop back, to detect", "inspect-", "decode+"),
-    ("  blob staged: write+fsync (beside)", "stage+", "stage-"),
+    ("  blob staged: folders, write, fsyncs (beside)", "stage+", "stage-"),
     ("decode (OpenCV)", "decode+", "decode-"),
     ("marker check, on to predict", "decode-", "predict+"),
     ("YOLO.predict", "predict+", "predict-"),
-    ("  blob commit: rename+dir fsync (beside)", "blob+", "blob-"),
+    ("  blob commit: rename (beside)", "blob+", "blob-"),
     # Without an Idempotency-Key the rows go in one call (add_image_and_commit), else in
     # three; only the stages of the path taken are printed.
     ("results, hop back to the loop", "predict-", "record+"),

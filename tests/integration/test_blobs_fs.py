@@ -1,10 +1,15 @@
-"""What the disk blob store promises beyond the port's contract: durable, atomic writes."""
+"""What the disk blob store promises beyond the port's contract: durable, atomic writes, and
+recovery of what a crash left staged."""
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import hashlib
 import io
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -30,7 +35,7 @@ def names(folder: Path) -> list[str]:
     return sorted(path.name for path in folder.iterdir())
 
 
-async def test_a_new_blob_is_synced_then_renamed_and_its_directories_synced(
+async def test_a_new_blob_is_synced_with_its_staged_name_then_renamed_into_new_directories(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = tmp_path / "blobs"
@@ -44,13 +49,16 @@ async def test_a_new_blob_is_synced_then_renamed_and_its_directories_synced(
 
     target = store.path_for(sha)
     assert target.read_bytes() == data
-    assert synced[0].parent == root / INCOMING  # the file's bytes, before the rename
-    # then the entry of the file, and of each directory that was new
-    assert synced[1:] == [target.parent, target.parent.parent, root]
+    # Each directory made for the blob, into its parent; then the bytes and their name in
+    # .incoming: all on disk before the rename, which is not synced itself.
+    assert synced[:2] == [root, target.parent.parent]
+    assert synced[2].parent == root / INCOMING
+    assert synced[2].name.startswith(f"{sha}-")
+    assert synced[3:] == [root / INCOMING]
     assert [p.name for p in target.parent.iterdir()] == [sha]
 
 
-async def test_a_blob_in_existing_directories_syncs_only_its_own(
+async def test_a_blob_in_existing_directories_syncs_only_its_staged_file_and_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = FileSystemBlobStore(tmp_path)
@@ -61,7 +69,7 @@ async def test_a_blob_in_existing_directories_syncs_only_its_own(
 
     await store.put(sha, io.BytesIO(data))
 
-    assert synced[1:] == [store.path_for(sha).parent]
+    assert [path.parent for path in synced] == [tmp_path / INCOMING, tmp_path]
 
 
 async def test_storing_stored_content_writes_and_syncs_nothing(
@@ -78,50 +86,109 @@ async def test_storing_stored_content_writes_and_syncs_nothing(
     assert synced == []
 
 
-async def test_a_staged_blob_waits_synced_in_incoming_and_commits_by_rename(
+async def test_a_staged_blob_waits_synced_and_locked_in_incoming_and_commits_by_rename(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = FileSystemBlobStore(tmp_path)
     data = b"staged"
     sha = hashlib.sha256(data).hexdigest()
+    store.path_for(sha).parent.mkdir(parents=True)
     synced = synced_paths(monkeypatch)
 
     staged = await store.stage(sha, io.BytesIO(data))
 
     (waiting,) = [tmp_path / INCOMING / name for name in names(tmp_path / INCOMING)]
-    assert synced == [waiting]
+    assert synced == [waiting, tmp_path / INCOMING]
     assert waiting.read_bytes() == data
-    assert not store.path_for(sha).parent.exists()  # no directory made before the commit
+    assert is_locked(waiting)
+    assert not await store.exists(sha)  # staged bytes are not the store's yet
 
     await staged.commit()
 
     assert store.path_for(sha).read_bytes() == data
     assert names(tmp_path / INCOMING) == []
-    # Committing writes no byte: it syncs only the directories the rename changed.
-    assert synced[1:] == [store.path_for(sha).parent, store.path_for(sha).parent.parent, tmp_path]
+    assert synced[2:] == []  # committing writes no byte and waits for no disk
 
 
-async def test_a_discarded_blob_leaves_no_file_and_no_directory(tmp_path: Path) -> None:
+async def test_a_discarded_blob_leaves_no_file(tmp_path: Path) -> None:
     store = FileSystemBlobStore(tmp_path)
     data = b"refused"
+    sha = hashlib.sha256(data).hexdigest()
 
-    await (await store.stage(hashlib.sha256(data).hexdigest(), io.BytesIO(data))).discard()
+    await (await store.stage(sha, io.BytesIO(data))).discard()
 
-    assert names(tmp_path) == [INCOMING]
+    assert names(tmp_path / INCOMING) == []
+    assert names(store.path_for(sha).parent) == []  # its folder stays, empty
+    assert not await store.exists(sha)
+
+
+def test_a_blob_staged_by_a_process_that_died_is_committed_by_the_next_store_to_read(
+    tmp_path: Path,
+) -> None:
+    data = b"accepted, then the process was killed"
+    sha = hashlib.sha256(data).hexdigest()
+    # A real process stages the blob, then dies without committing or discarding it: what
+    # a power cut that took the rename leaves, too.
+    staging = (
+        "import asyncio, io, os, sys\n"
+        "from pathlib import Path\n"
+        "from imagetag.adapters.blobs_fs import FileSystemBlobStore\n"
+        "store = FileSystemBlobStore(Path(sys.argv[1]))\n"
+        "asyncio.run(store.stage(sys.argv[2], io.BytesIO(sys.argv[3].encode())))\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", staging, str(tmp_path), sha, data.decode()], check=True)
+    assert [name[:64] for name in names(tmp_path / INCOMING)] == [sha]
+
+    assert asyncio.run(FileSystemBlobStore(tmp_path).get(sha)) == data
     assert names(tmp_path / INCOMING) == []
 
 
-async def test_what_a_crash_left_staged_a_day_ago_is_removed_and_newer_kept(
+async def test_a_blob_another_store_holds_staged_is_left_to_it(tmp_path: Path) -> None:
+    data = b"in flight in another process"
+    sha = hashlib.sha256(data).hexdigest()
+    staged = await FileSystemBlobStore(tmp_path).stage(sha, io.BytesIO(data))
+    other = FileSystemBlobStore(tmp_path)
+
+    assert not await other.exists(sha)  # its lock says it is not a leftover
+    with pytest.raises(KeyError):
+        await other.get(sha)
+    await other.put(hashlib.sha256(b"x").hexdigest(), io.BytesIO(b"x"))
+    assert len(names(tmp_path / INCOMING)) == 1
+
+    await staged.discard()
+    assert names(tmp_path / INCOMING) == []
+    assert not await FileSystemBlobStore(tmp_path).exists(sha)
+
+
+async def test_leftovers_that_do_not_match_their_name_are_removed_after_a_day(
     tmp_path: Path,
 ) -> None:
     incoming = tmp_path / INCOMING
     incoming.mkdir()
-    stale, recent = incoming / "stale", incoming / "recent"
-    stale.write_bytes(b"left by a crash")
-    recent.write_bytes(b"another process's, in flight")
+    name = hashlib.sha256(b"the whole blob").hexdigest()
+    stale, recent = incoming / f"{name}-stale", incoming / f"{name}-recent"
+    stale.write_bytes(b"the whole")  # a write a crash cut short
+    recent.write_bytes(b"the wh")
+    unnamed = incoming / "unnamed"
+    unnamed.write_bytes(b"not staged by a store")
     day_and_a_minute_ago = time.time() - 24 * 60 * 60 - 60
-    os.utime(stale, (day_and_a_minute_ago, day_and_a_minute_ago))
+    for old in (stale, unnamed):
+        os.utime(old, (day_and_a_minute_ago, day_and_a_minute_ago))
 
     await FileSystemBlobStore(tmp_path).put(hashlib.sha256(b"x").hexdigest(), io.BytesIO(b"x"))
 
-    assert names(incoming) == ["recent"]
+    assert names(incoming) == [recent.name]
+    assert not FileSystemBlobStore(tmp_path).path_for(name).exists()
+
+
+def is_locked(path: Path) -> bool:
+    """Whether some open file holds ``path``'s exclusive lock (as a live stager does)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)
+    return False

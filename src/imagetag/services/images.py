@@ -249,10 +249,10 @@ class ImageService:
             except BaseException:
                 await _abandon(staging)
                 raise
-            # Accepted: the blob is kept whatever the detector does. Committed (a rename and
-            # a sync of its folder, no bytes) while the model runs, which that barely slows;
-            # the rows' transaction begins after both, never waiting for the disk inside it,
-            # as on SQLite that would hold the database's one write lock (bench/load).
+            # Accepted: the blob is kept whatever the detector does. Committed (on disk a
+            # rename: no bytes, no sync) while the model runs; the rows' transaction begins
+            # after both, never waiting for the disk inside it, as on SQLite that would hold
+            # the database's one write lock (bench/load).
             committing = asyncio.create_task(staged.commit())
             try:
                 run, failure = await run_detector(
