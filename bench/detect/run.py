@@ -91,7 +91,7 @@ class Plan:
 
 # ``rounds`` per generation of processes.
 FULL = Plan("full", images=40, rounds=3, per_round=10, warm_up=5, processes=4, generations=2,
-            cli_runs=2, model_repeats=2, quiet_budget=240.0)  # fmt: skip
+            cli_runs=3, model_repeats=2, quiet_budget=240.0)  # fmt: skip
 QUICK = Plan("quick", images=20, rounds=2, per_round=10, warm_up=2, processes=1, generations=1,
              cli_runs=1, model_repeats=1, quiet_budget=30.0)  # fmt: skip
 
