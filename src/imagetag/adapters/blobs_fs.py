@@ -35,9 +35,10 @@ class FileSystemBlobStore:
     staging and committing, the next store to open the folder finds the file unlocked,
     checks its bytes against its name, and finishes the rename (then syncs). A reader
     never sees half an image, and no record committed after ``commit`` points at bytes a
-    power cut can take. Keeping the sync out of the commit keeps it off the model's cores
-    (the commit runs beside detection): a sync there preempted the model ~9 times per
-    image (bench/detect).
+    power cut can take; a blob whose request died undecided is kept, unreferenced, like
+    the blob of a record a power cut rolls back. The commit runs beside detection: with a
+    sync in it, the model's two threads were preempted ~12 times per image, ~5 without
+    (bench/detect).
 
     Leftovers whose bytes do not match their name (a write a crash cut short) are removed
     after a day. Recovery runs once per store, on its first write or its first miss."""
