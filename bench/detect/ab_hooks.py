@@ -12,16 +12,14 @@ variable this module does nothing; with an empty one, both variants are the same
 from __future__ import annotations
 
 import contextvars
-import importlib.abc
-import importlib.machinery
 import os
 import runpy
 import sys
-from types import ModuleType
 from typing import Any
 
+from after_app_import import after_app_import
+
 VARIANT_FILE = os.environ.get("IMAGETAG_AB_VARIANT_FILE")
-APP_MODULE = "imagetag.entrypoints.http.app"
 B_PREFIX = "B_"
 
 _taking_b: contextvars.ContextVar[bool] = contextvars.ContextVar("taking_b", default=False)
@@ -47,26 +45,7 @@ def _install() -> None:
         runpy.run_path(VARIANT_FILE, run_name="ab_variant")
 
 
-class _AfterAppImport(importlib.abc.MetaPathFinder):
-    def find_spec(self, name: str, path: Any, target: ModuleType | None = None) -> Any:
-        if name != APP_MODULE:
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is None or spec.loader is None:
-            return spec
-        loader: Any = spec.loader
-        execute = loader.exec_module
-
-        def exec_module(module: ModuleType) -> None:
-            execute(module)
-            _install()
-
-        loader.exec_module = exec_module
-        return spec
-
-
 if VARIANT_FILE is not None:
     # The variant file imports this module by name: the same one, not a second copy.
     sys.modules.setdefault("ab_hooks", sys.modules[__name__])
-    sys.meta_path.insert(0, _AfterAppImport())
+    after_app_import(_install)

@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import atexit
 import importlib
-import importlib.abc
-import importlib.machinery
 import json
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from types import ModuleType
 from typing import Any
 
+from after_app_import import after_app_import
+
 TRACE_FILE = os.environ.get("IMAGETAG_TRACE_FILE")
-APP_MODULE = "imagetag.entrypoints.http.app"
 
 # (module, class or "" for a module function, function, event name, is it async?)
 STAGES = (
@@ -116,27 +114,6 @@ def _install(stages: Sequence[tuple[str, str, str, str, bool]]) -> None:
     signal.signal(signal.SIGTERM, _dump_and_exit)
 
 
-class _AfterAppImport(importlib.abc.MetaPathFinder):
-    """Installs the hooks once the app module (and so everything it uses) is imported."""
-
-    def find_spec(self, name: str, path: Any, target: ModuleType | None = None) -> Any:
-        if name != APP_MODULE:
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is None or spec.loader is None:
-            return spec
-        loader: Any = spec.loader
-        execute = loader.exec_module
-
-        def exec_module(module: ModuleType) -> None:
-            execute(module)
-            _install(STAGES)
-
-        loader.exec_module = exec_module
-        return spec
-
-
 if TRACE_FILE:
     atexit.register(_dump)
-    sys.meta_path.insert(0, _AfterAppImport())
+    after_app_import(lambda: _install(STAGES))

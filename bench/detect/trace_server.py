@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         trace = workdir / "trace.json"
         env = offline_env(workdir) | extra
         # Hooks first, then whatever the caller had: a worktree's src/ stays what is served.
-        python_path = os.pathsep.join(filter(None, (str(hooks), env.get("PYTHONPATH"))))
+        python_path = os.pathsep.join(filter(None, (str(hooks), str(HERE), env.get("PYTHONPATH"))))
         env |= {"PYTHONPATH": python_path, "IMAGETAG_TRACE_FILE": str(trace)}
         with _serving(0, workdir, env, checkpoint, images, load) as run_images:
             run_images(list(range(WARM_UP)))
