@@ -110,16 +110,44 @@ async def test_a_staged_blob_waits_synced_and_locked_in_incoming_and_commits_by_
     assert synced[2:] == []  # committing writes no byte and waits for no disk
 
 
-async def test_a_discarded_blob_leaves_no_file(tmp_path: Path) -> None:
+async def test_a_discarded_blob_leaves_no_file_and_no_folder(tmp_path: Path) -> None:
     store = FileSystemBlobStore(tmp_path)
     data = b"refused"
     sha = hashlib.sha256(data).hexdigest()
 
     await (await store.stage(sha, io.BytesIO(data))).discard()
 
+    assert names(tmp_path) == [INCOMING]  # the folders made for it are gone too
     assert names(tmp_path / INCOMING) == []
-    assert names(store.path_for(sha).parent) == []  # its folder stays, empty
     assert not await store.exists(sha)
+
+
+async def test_a_discard_keeps_a_folder_another_blob_is_in(tmp_path: Path) -> None:
+    store = FileSystemBlobStore(tmp_path)
+    refused, kept = b"refused", b"kept"
+    staged = await store.stage(hashlib.sha256(refused).hexdigest(), io.BytesIO(refused))
+    # Another blob in the same top folder ("ab/"), in a folder of its own below it.
+    kept_sha = hashlib.sha256(refused).hexdigest()[:2] + hashlib.sha256(kept).hexdigest()[2:]
+    await store.put(kept_sha, io.BytesIO(kept))
+
+    await staged.discard()
+
+    assert store.path_for(kept_sha).read_bytes() == kept
+    assert names(store.path_for(kept_sha).parent.parent) == [kept_sha[2:4]]
+
+
+async def test_a_commit_makes_again_a_folder_a_discard_removed_meanwhile(tmp_path: Path) -> None:
+    store = FileSystemBlobStore(tmp_path)
+    data = b"accepted"
+    sha = hashlib.sha256(data).hexdigest()
+    staged = await store.stage(sha, io.BytesIO(data))
+    # What a refused blob's discard in the same folders does between this staging and
+    # this commit.
+    store.path_for(sha).parent.rmdir()
+
+    await staged.commit()
+
+    assert store.path_for(sha).read_bytes() == data
 
 
 def test_a_blob_staged_by_a_process_that_died_is_committed_by_the_next_store_to_read(

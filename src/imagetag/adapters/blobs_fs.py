@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import hashlib
 import os
@@ -11,7 +10,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import IO, BinaryIO, TypeVar
 
@@ -68,8 +67,8 @@ class FileSystemBlobStore:
         if target.exists():
             return StagedFile(target, None)
         # Made (and synced) now, beside whatever the caller does meanwhile, so that the
-        # commit is a bare rename. A discarded blob leaves them, empty.
-        _make_directories(target.parent)
+        # commit is a bare rename; a discard removes those it made, once empty.
+        made = _make_directories(target.parent)
         descriptor, temporary = tempfile.mkstemp(dir=self._incoming, prefix=f"{sha256}-")
         try:
             # Held until committed or discarded: recovery leaves a locked file alone.
@@ -82,8 +81,9 @@ class FileSystemBlobStore:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             os.close(descriptor)
+            _remove_if_empty(made)
             raise
-        return StagedFile(target, Path(temporary), descriptor)
+        return StagedFile(target, Path(temporary), descriptor, made)
 
     async def get(self, sha256: str) -> bytes:
         return await asyncio.to_thread(self._read, sha256, Path.read_bytes)
@@ -148,11 +148,18 @@ class FileSystemBlobStore:
 class StagedFile:
     """A blob written and synced in ``.incoming``: committing it is a rename."""
 
-    def __init__(self, target: Path, temporary: Path | None, lock: int | None = None) -> None:
+    def __init__(
+        self,
+        target: Path,
+        temporary: Path | None,
+        lock: int | None = None,
+        made: Sequence[Path] = (),
+    ) -> None:
         self._target = target
         # None once committed or discarded, or when the store held the content already.
         self._temporary = temporary
         self._lock = lock
+        self._made = made  # folders the staging made for it, outermost first
 
     async def commit(self) -> None:
         if self._temporary is not None:
@@ -177,6 +184,7 @@ class StagedFile:
             temporary.unlink(missing_ok=True)
         finally:
             self._unlock()
+        _remove_if_empty(self._made)
 
     def _unlock(self) -> None:
         lock, self._lock = self._lock, None
@@ -184,14 +192,29 @@ class StagedFile:
             os.close(lock)
 
 
-def _make_directories(folder: Path) -> None:
-    """``folder`` and its parent, each new one synced into its own parent: a blob's rename
-    must not outlive a power cut that takes its folder."""
+def _make_directories(folder: Path) -> list[Path]:
+    """``folder`` and its parent, each new one synced into its own parent (a blob's rename
+    must not outlive a power cut that takes its folder); those made here, outermost first."""
+    made = []
     for directory in (folder.parent, folder):
         if not directory.exists():
-            with contextlib.suppress(FileExistsError):
+            try:
                 directory.mkdir()
+                made.append(directory)
+            except FileExistsError:
+                pass
             _sync_directory(directory.parent)
+    return made
+
+
+def _remove_if_empty(folders: Sequence[Path]) -> None:
+    """Remove folders a refused blob's staging made, innermost first, unless another blob
+    is in one by now. (One about to be renamed in finds its folder gone and makes it again.)"""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty, or gone already
 
 
 def _commit(staged: Path, target: Path, *, sync: bool) -> None:
@@ -199,7 +222,12 @@ def _commit(staged: Path, target: Path, *, sync: bool) -> None:
     since the staged name stands in for it until then."""
     _make_directories(target.parent)  # made by the staging, unless recovering
     # Replacing a copy another request committed meanwhile swaps identical bytes.
-    os.replace(staged, target)
+    try:
+        os.replace(staged, target)
+    except FileNotFoundError:
+        # A refused blob's discard removed the folder it had made, empty, just now.
+        _make_directories(target.parent)
+        os.replace(staged, target)
     if sync:
         _sync_directory(target.parent)
 
