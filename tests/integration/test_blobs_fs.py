@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,6 +148,32 @@ async def test_a_commit_makes_again_a_folder_a_discard_removed_meanwhile(tmp_pat
 
     await staged.commit()
 
+    assert store.path_for(sha).read_bytes() == data
+
+
+async def test_staging_makes_again_a_top_folder_a_discard_removed_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileSystemBlobStore(tmp_path)
+    data = b"staged while another blob was refused"
+    sha = hashlib.sha256(data).hexdigest()
+    top = store.path_for(sha).parent.parent
+    top.mkdir(parents=True)
+    real_mkdir = Path.mkdir
+    removed: list[Path] = []
+
+    def mkdir_after_a_discard(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self == top / sha[2:4] and not removed:
+            # The refused blob's discard empties and removes the top folder first.
+            removed.append(top)
+            top.rmdir()
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir_after_a_discard)
+
+    await (await store.stage(sha, io.BytesIO(data))).commit()
+
+    assert removed == [top]
     assert store.path_for(sha).read_bytes() == data
 
 

@@ -195,15 +195,19 @@ class StagedFile:
 def _make_directories(folder: Path) -> list[Path]:
     """``folder`` and its parent, each new one synced into its own parent (a blob's rename
     must not outlive a power cut that takes its folder); those made here, outermost first."""
-    made = []
+    made: list[Path] = []
     for directory in (folder.parent, folder):
-        if not directory.exists():
-            try:
-                directory.mkdir()
-                made.append(directory)
-            except FileExistsError:
-                pass
-            _sync_directory(directory.parent)
+        if directory.exists():
+            continue
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            continue  # another blob's staging made it, and syncs it
+        except FileNotFoundError:
+            # A refused blob's discard removed the parent, empty, since it was checked.
+            return made + _make_directories(folder)
+        made.append(directory)
+        _sync_directory(directory.parent)
     return made
 
 
