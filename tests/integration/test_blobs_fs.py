@@ -199,6 +199,20 @@ def test_a_blob_staged_by_a_process_that_died_is_committed_by_the_next_store_to_
     assert names(tmp_path / INCOMING) == []
 
 
+async def test_a_leftover_whose_folders_a_crash_lost_is_committed_into_new_ones(
+    tmp_path: Path,
+) -> None:
+    data = b"staged, then the power went"
+    sha = hashlib.sha256(data).hexdigest()
+    (tmp_path / INCOMING).mkdir()
+    (tmp_path / INCOMING / f"{sha}-left").write_bytes(data)
+    store = FileSystemBlobStore(tmp_path)
+
+    assert await store.exists(sha)
+    assert store.path_for(sha).read_bytes() == data
+    assert names(tmp_path / INCOMING) == []
+
+
 async def test_a_blob_another_store_holds_staged_is_left_to_it(tmp_path: Path) -> None:
     data = b"in flight in another process"
     sha = hashlib.sha256(data).hexdigest()

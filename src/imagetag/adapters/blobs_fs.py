@@ -97,12 +97,11 @@ class FileSystemBlobStore:
         return await asyncio.to_thread(self._exists, sha256)
 
     def _exists(self, sha256: str) -> bool:
-        path = self.path_for(sha256)
-        found = path.is_file()
-        if found or self._recovered:
-            return found
-        self._recover_once()
-        return path.is_file()
+        try:
+            self._read(sha256, _require_file)
+        except KeyError:
+            return False
+        return True
 
     def _read(self, sha256: str, read: Callable[[Path], T]) -> T:
         path = self.path_for(sha256)
@@ -224,16 +223,21 @@ def _remove_if_empty(folders: Sequence[Path]) -> None:
 def _commit(staged: Path, target: Path, *, sync: bool) -> None:
     """Rename a synced staged file into place; the rename is synced only when ``sync``,
     since the staged name stands in for it until then."""
-    _make_directories(target.parent)  # made by the staging, unless recovering
     # Replacing a copy another request committed meanwhile swaps identical bytes.
     try:
         os.replace(staged, target)
     except FileNotFoundError:
-        # A refused blob's discard removed the folder it had made, empty, just now.
+        # No folder: recovering (staging makes it), or a refused blob's discard removed
+        # the one it had made, empty, just now.
         _make_directories(target.parent)
         os.replace(staged, target)
     if sync:
         _sync_directory(target.parent)
+
+
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(path)
 
 
 def _digest(descriptor: int) -> str:
