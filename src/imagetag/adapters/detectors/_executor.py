@@ -21,6 +21,7 @@ import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from imagetag.adapters.detectors.process_memory import keep_freed_memory
+from imagetag.adapters.garbage_collection import collector_paused
 from imagetag.adapters.jpeg_header import frame_size
 from imagetag.adapters.jpeg_integrity import (
     SOI,
@@ -174,7 +175,8 @@ class ThreadedDetector(ABC, Generic[ModelT, PixelsT]):
                 # memory rather than faulting it in again.
                 keep_freed_memory()
                 try:
-                    self._model = self._load_model()
+                    with collector_paused():
+                        self._model = self._load_model()
                 except DetectionFailed:
                     raise
                 except Exception as error:

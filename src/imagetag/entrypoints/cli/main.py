@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from imagetag.entrypoints.cli import audit, db, images, keys, serve
+from imagetag.adapters.garbage_collection import collector_paused
+
+# Every command's modules load at start: a process-lifetime set of objects the
+# collector need not keep walking (collector_paused says what it saves).
+with collector_paused():
+    from imagetag.entrypoints.cli import audit, db, images, keys, serve
 
 app = typer.Typer(
     name="imagetag",
