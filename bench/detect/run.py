@@ -354,9 +354,9 @@ class Way:
     latencies: Latencies
     number: int
     run: RunImages
-    # A server's own YOLO.predict, timed inside it, image by image beside the uploads.
-    server: ServerClient | None = None
-    in_server: Latencies | None = None
+    # A server, and where its own YOLO.predict's timings go: asked inside it, image by
+    # image beside the uploads.
+    direct: tuple[ServerClient, Latencies] | None = None
 
 
 def _measure_server_and_direct(
@@ -385,7 +385,7 @@ def _measure_server_and_direct(
                     number, workdir, env, checkpoint, images, load, direct_calls=True
                 )
                 client = stack.enter_context(serving)
-                ways.append(Way("server", server, number, client, client, in_server))
+                ways.append(Way("server", server, number, client, (client, in_server)))
                 for kind, latencies in (("YOLO.predict", predict), ("adapter", adapter)):
                     worker = _worker(kind, number, checkpoint, cores, env, workdir, load)
                     runner = stack.enter_context(worker).runner(images)
@@ -395,10 +395,11 @@ def _measure_server_and_direct(
             for way in ways:
                 way.run(warm)
                 found.setdefault(way.name, way.run([0])[1][0])
-                if way.server is not None:
+                if way.direct is not None:
+                    client = way.direct[0]
                     for index in warm:
-                        way.server.direct(index)
-                    found.setdefault("YOLO.predict in the server", way.server.direct(0)[1])
+                        client.direct(index)
+                    found.setdefault("YOLO.predict in the server", client.direct(0)[1])
 
             first_round = generation * plan.rounds
             for round_number in range(first_round, first_round + plan.rounds):
@@ -447,12 +448,12 @@ def _measure_round(
         load.wait_for_quiet()
         way.run(chosen[:1])  # untimed: the turn's caches and connection
         with load.measure() as block:
-            if way.server is None:
+            if way.direct is None:
                 turns = [(way.latencies, way.run(chosen)[0])]
             else:
-                uploads, direct = way.server.paired(chosen)
-                assert way.in_server is not None
-                turns = [(way.latencies, uploads), (way.in_server, direct)]
+                client, in_server = way.direct
+                uploads, direct = client.paired(chosen)
+                turns = [(way.latencies, uploads), (in_server, direct)]
         for latencies, turn in turns:
             latencies.calls += [
                 Call(round_number, way.number, _photo(images[index]), images[index].name, ms)
@@ -482,8 +483,8 @@ def _serving(
     ]
     key = key.strip().splitlines()[-1].strip()
     port = free_port()
-    socket_path = workdir / f"direct-{number}.sock"
-    if direct_calls:
+    socket_path = workdir / f"direct-{number}.sock" if direct_calls else None
+    if socket_path is not None:
         hooks = workdir / "direct-hooks"
         hooks.mkdir(exist_ok=True)
         shutil.copy(HERE / "direct_hooks.py", hooks / "sitecustomize.py")
@@ -494,7 +495,7 @@ def _serving(
     command = [str(BIN / "imagetag"), "serve", "--host", HOST, "--port", str(port)]
     with _server(command, server_env, workdir / f"server-{number}.log", port, load):
         client = ServerClient(port, key, images, random.Random(number))
-        if direct_calls:
+        if socket_path is not None:
             client.connect_direct(socket_path)
         try:
             yield client
